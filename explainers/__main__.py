@@ -1,0 +1,53 @@
+"""CLI: ``python -m explainers explain --model M --text "..." --methods ig,shap,lime,attention --json``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from model_zoo import DEFAULT_MODEL_ID, LoupeError
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    import explainers
+    from model_zoo import load
+
+    handle = load(args.model, device=args.device)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    results = [explainers.get(m).explain(handle, args.text, args.target) for m in methods]
+    if args.json:
+        print(json.dumps([a.to_dict(extras=args.full) for a in results], indent=2))
+        return 0
+    first = results[0]
+    print(f"prediction: {first.labels[first.predicted]} "
+          + " ".join(f"{lab}={p:.3f}" for lab, p in zip(first.labels, first.probs)))
+    for a in results:
+        top = ", ".join(f"{w.text} ({w.score:+.3f})" for w in a.top_words(args.top))
+        print(f"{a.method:>12} [{a.cost.passes} passes, {a.cost.seconds:.2f} s] target={a.target_label}: {top}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m explainers", description="Explain a prediction.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("explain", help="explain one text and print the attributions")
+    p.add_argument("--model", default=DEFAULT_MODEL_ID)
+    p.add_argument("--text", required=True)
+    p.add_argument("--methods", default="ig,shap,lime,attention")
+    p.add_argument("--target", type=int, default=None, help="class index (default: the predicted class)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="print Attributions as JSON")
+    p.add_argument("--full", action="store_true", help="with --json: include large extras (attention)")
+    p.add_argument("--top", type=int, default=5, help="words shown per method without --json")
+    p.set_defaults(func=cmd_explain)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except LoupeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

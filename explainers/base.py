@@ -1,0 +1,256 @@
+"""The explainer contract: ``Attribution``, ``Explainer``, configs and the registry."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+from model_zoo.errors import EmptyTextError, LoupeError
+from model_zoo.handle import Encoded, ModelHandle
+
+
+class ExplainerError(LoupeError):
+    """An explanation could not be made (bad target, unsupported model, bad config)."""
+
+
+@dataclass(frozen=True)
+class Word:
+    """A whitespace-delimited word of the text with the summed score of its tokens."""
+
+    text: str
+    start: int
+    end: int
+    score: float
+    tokens: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What an explanation cost: model passes (forward or forward+backward batches) and wall time."""
+
+    passes: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """One explanation of one text for one target class. Renderers and metrics take only this.
+
+    ``tokens``/``offsets``/``special``/``scores`` are parallel, one entry per model token (specials
+    included, with offsets ``(0, 0)`` and, for most methods, score 0). ``words`` is the word-level view.
+    """
+
+    text: str
+    tokens: tuple[str, ...]
+    offsets: tuple[tuple[int, int], ...]
+    special: tuple[bool, ...]
+    scores: tuple[float, ...]
+    words: tuple[Word, ...]
+    target: int
+    labels: tuple[str, ...]
+    probs: tuple[float, ...]
+    signed: bool
+    method: str
+    params: dict[str, Any]
+    cost: Cost
+    truncated: bool = False
+    extras: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.tokens)
+        if not (len(self.offsets) == len(self.special) == len(self.scores) == n):
+            raise ValueError(f"Attribution arrays disagree: {n} tokens, {len(self.offsets)} offsets, "
+                             f"{len(self.special)} special flags, {len(self.scores)} scores")
+        if not 0 <= self.target < len(self.labels) or len(self.probs) != len(self.labels):
+            raise ValueError("target, probs and labels disagree")
+        for a, b in self.offsets:
+            if not 0 <= a <= b <= len(self.text):
+                raise ValueError(f"offset ({a}, {b}) is outside the text")
+
+    @property
+    def target_label(self) -> str:
+        return self.labels[self.target]
+
+    @property
+    def predicted(self) -> int:
+        return int(np.argmax(self.probs))
+
+    def word_scores(self) -> np.ndarray:
+        return np.array([w.score for w in self.words], dtype=float)
+
+    def top_words(self, k: int = 10) -> list[Word]:
+        """The ``k`` words with the largest score (by magnitude when signed)."""
+        key = (lambda w: abs(w.score)) if self.signed else (lambda w: w.score)
+        return sorted(self.words, key=key, reverse=True)[:k]
+
+    def to_dict(self, extras: bool = True) -> dict[str, Any]:
+        """JSON-ready dict; numpy arrays in extras become lists (large ones only when ``extras``)."""
+        out = dataclasses.asdict(self)
+        out["target_label"] = self.target_label
+        out["extras"] = {k: _jsonable(v) for k, v in self.extras.items()
+                         if extras or not isinstance(v, np.ndarray)}
+        return out
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        return v.round(6).tolist()
+    if isinstance(v, (np.floating, np.integer)):
+        return v.item()
+    return v
+
+
+def config_fields(config_cls: type) -> list[dict[str, Any]]:
+    """Describe a Config dataclass for UIs: name, type, default, help, min, max, choices."""
+    out = []
+    for f in dataclasses.fields(config_cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        out.append({"name": f.name, "type": type(default), "default": default, **dict(f.metadata)})
+    return out
+
+
+def check_config(config: Any) -> None:
+    """Refuse values outside a Config's declared min/max/choices."""
+    for spec in config_fields(type(config)):
+        value = getattr(config, spec["name"])
+        if "min" in spec and value < spec["min"] or "max" in spec and value > spec["max"]:
+            raise ExplainerError(f"{spec['name']}={value} is outside [{spec.get('min')}, {spec.get('max')}].")
+        if "choices" in spec and value not in spec["choices"]:
+            raise ExplainerError(f"{spec['name']}={value!r} is not one of {spec['choices']}.")
+
+
+@runtime_checkable
+class Explainer(Protocol):
+    """What every explainer provides (see :class:`BaseExplainer` for the shared skeleton)."""
+
+    name: str
+    title: str
+    Config: type
+    signed: bool
+
+    def supports(self, handle: ModelHandle) -> bool: ...
+
+    def explain(self, handle: ModelHandle, text: str, target: int | None = None,
+                config: Any = None) -> Attribution: ...
+
+
+_WORD_RE = re.compile(r"\S+")
+
+
+def word_view(text: str, offsets: list[tuple[int, int]], special: list[bool], scores: np.ndarray,
+              limit: int) -> tuple[Word, ...]:
+    """Aggregate token scores into whitespace words of ``text[:limit]`` (specials left out)."""
+    words = []
+    spans = [(m.start(), m.end()) for m in _WORD_RE.finditer(text, 0, limit)]
+    j = 0
+    token_order = sorted((a, i) for i, ((a, b), s) in enumerate(zip(offsets, special)) if not s and b > a)
+    for start, end in spans:
+        members = []
+        while j < len(token_order) and token_order[j][0] < end:
+            if token_order[j][0] >= start:
+                members.append(token_order[j][1])
+            j += 1
+        if members:
+            words.append(Word(text[start:end], start, end, float(sum(scores[i] for i in members)), tuple(members)))
+    return tuple(words)
+
+
+class BaseExplainer:
+    """Shared skeleton: validate, tokenize, pick the target, time and count, build the Attribution.
+
+    Subclasses set ``name``, ``title``, ``Config``, ``signed`` and implement ``_attribute``.
+    """
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    Config: ClassVar[type]
+    signed: ClassVar[bool] = True
+    description: ClassVar[str] = ""
+
+    def supports(self, handle: ModelHandle) -> bool:
+        return True
+
+    def _attribute(self, handle: ModelHandle, enc: Encoded, text: str, target: int,
+                   config: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        raise NotImplementedError
+
+    def explain(self, handle: ModelHandle, text: str, target: int | None = None,
+                config: Any = None) -> Attribution:
+        """Explain ``handle``'s prediction on ``text`` for class ``target`` (default: predicted).
+
+        Raises:
+            EmptyTextError: text is empty or whitespace only.
+            ExplainerError: unsupported model, bad target or config.
+        """
+        if not isinstance(text, str) or not text.strip():
+            raise EmptyTextError("The text is empty. Type or paste some text to explain.")
+        if not self.supports(handle):
+            raise ExplainerError(f"{self.title} does not support this model.")
+        config = config if config is not None else self.Config()
+        if not isinstance(config, self.Config):
+            raise ExplainerError(f"{self.title} expects a {self.Config.__name__}, got {type(config).__name__}.")
+        check_config(config)
+        start = time.perf_counter()
+        with handle.meter() as passes:
+            enc = handle.encode(text)
+            probs = handle.predict_proba([text[: enc.explained_chars]])[0]
+            if target is None:
+                target = int(np.argmax(probs))
+            if not 0 <= int(target) < handle.num_labels:
+                raise ExplainerError(f"Target {target} is not a class of this model (0..{handle.num_labels - 1}).")
+            target = int(target)
+            scores, extras = self._attribute(handle, enc, text, target, config)
+        scores = np.nan_to_num(np.asarray(scores, dtype=float))
+        return Attribution(
+            text=text,
+            tokens=tuple(enc.tokens),
+            offsets=tuple(enc.offsets),
+            special=tuple(enc.special),
+            scores=tuple(float(s) for s in scores),
+            words=word_view(text, enc.offsets, enc.special, scores, enc.explained_chars),
+            target=target,
+            labels=tuple(handle.label_name(i) for i in range(handle.num_labels)),
+            probs=tuple(float(p) for p in probs),
+            signed=self.signed,
+            method=self.name,
+            params=dataclasses.asdict(config),
+            cost=Cost(passes=passes[0], seconds=round(time.perf_counter() - start, 4)),
+            truncated=enc.truncated,
+            extras=extras,
+        )
+
+
+REGISTRY: dict[str, Explainer] = {}
+
+
+def register(explainer: Explainer) -> Explainer:
+    """Add an explainer to :data:`REGISTRY`; a name used twice is an error."""
+    if explainer.name in REGISTRY:
+        raise ValueError(f"An explainer named {explainer.name!r} is already registered.")
+    REGISTRY[explainer.name] = explainer
+    return explainer
+
+
+def registered(cls: type) -> type:
+    """Class decorator: instantiate and register."""
+    register(cls())
+    return cls
+
+
+def available(handle: ModelHandle) -> list[Explainer]:
+    """Registry entries that support ``handle``, in registration order."""
+    return [e for e in REGISTRY.values() if e.supports(handle)]
+
+
+def get(name: str) -> Explainer:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ExplainerError(f"Unknown explainer {name!r}; known: {', '.join(REGISTRY)}.") from None
+
+

@@ -1,0 +1,72 @@
+"""Gradient-based saliency: Saliency (Simonyan et al., 2014) and Gradient x Input, via Captum."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from explainers.base import BaseExplainer, registered
+from model_zoo.handle import Encoded, ModelHandle
+
+
+@dataclass
+class SaliencyConfig:
+    norm: str = field(default="l2", metadata={"help": "How a token's gradient vector becomes one score",
+                                              "choices": ["l2", "l1", "max"]})
+
+
+@dataclass
+class GradientXInputConfig:
+    pass
+
+
+def _embeds(handle: ModelHandle, enc: Encoded) -> torch.Tensor:
+    return handle.model.get_input_embeddings()(enc.input_ids).detach().requires_grad_()
+
+
+def _forward_embeds(handle: ModelHandle) -> Any:
+    def forward(embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return handle.forward_probs(None, attention_mask, inputs_embeds=embeds)  # type: ignore[arg-type]
+
+    return forward
+
+
+@registered
+class Saliency(BaseExplainer):
+    name = "saliency"
+    title = "Saliency"
+    Config = SaliencyConfig
+    signed = False
+    description = "The size of the gradient of the target probability with respect to each token's embedding."
+
+    def _attribute(self, handle: ModelHandle, enc: Encoded, text: str, target: int,
+                   config: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        from captum.attr import Saliency as CaptumSaliency
+
+        with torch.enable_grad():
+            grads = CaptumSaliency(_forward_embeds(handle)).attribute(
+                _embeds(handle, enc), target=target, abs=True, additional_forward_args=(enc.attention_mask,))
+        g = grads[0].detach().float()
+        score = {"l2": g.norm(dim=-1), "l1": g.sum(dim=-1), "max": g.max(dim=-1).values}[config.norm]
+        return score.cpu().numpy(), {}
+
+
+@registered
+class GradientXInput(BaseExplainer):
+    name = "grad_x_input"
+    title = "Gradient x Input"
+    Config = GradientXInputConfig
+    signed = True
+    description = "Gradient of the target probability times the token embedding, summed over dimensions."
+
+    def _attribute(self, handle: ModelHandle, enc: Encoded, text: str, target: int,
+                   config: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        from captum.attr import InputXGradient
+
+        with torch.enable_grad():
+            attr = InputXGradient(_forward_embeds(handle)).attribute(
+                _embeds(handle, enc), target=target, additional_forward_args=(enc.attention_mask,))
+        return attr[0].sum(dim=-1).detach().float().cpu().numpy(), {}

