@@ -41,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--full", action="store_true", help="with --json: include large extras (attention)")
     p.add_argument("--top", type=int, default=5, help="words shown per method without --json")
     p.set_defaults(func=cmd_explain)
+    try:  # `evaluate` lives beside the dataset evaluation it runs
+        from explainers.evaluation import add_cli
+    except ImportError:
+        pass
+    else:
+        add_cli(sub)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
+from typing import Any
 
 from model_zoo import DEFAULT_MODEL_ID, LoupeError, store
 
@@ -43,6 +45,15 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_cli(module: str, sub: Any) -> None:
+    """Subcommands that live beside their feature (``finetune``, ``compress``): ``add_cli(subparsers)``."""
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        return
+    mod.add_cli(sub)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model_zoo", description="Loupe's model store.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -54,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--force", action="store_true", help="rebuild even if present")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_prepare)
+    for module in ("model_zoo.finetune", "explainers.compression_report"):
+        _add_cli(module, sub)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

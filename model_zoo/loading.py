@@ -129,13 +129,14 @@ def _check_folder(folder: Path, allow_pickle: bool) -> Path | None:
 
 
 def _max_length(tokenizer: Any, config: Any) -> int:
-    n = int(getattr(tokenizer, "model_max_length", 0) or 0)
-    if 0 < n < _SENTINEL_MAX_LENGTH:
-        return n
-    n = int(getattr(config, "max_position_embeddings", 512) or 512)
+    """The tokenizer's limit, unless it is the huge "no limit" sentinel; never past the position table."""
+    positions = int(getattr(config, "max_position_embeddings", 0) or 0)
     if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert", "longformer"):
-        n -= 2  # these reserve two positions for the padding offset
-    return n
+        positions -= 2  # these reserve two positions for the padding offset
+    n = int(getattr(tokenizer, "model_max_length", 0) or 0)
+    if not 0 < n < _SENTINEL_MAX_LENGTH:
+        n = positions or 512
+    return min(n, positions) if positions > 0 else n
 
 
 def _head_missing(missing_keys: list[str]) -> list[str]:
@@ -221,7 +222,7 @@ def load(
                 attn_implementation=attn_implementation,
             )
     except RuntimeError as err:
-        if "size mismatch" in str(err) or "shape" in str(err):
+        if any(s in str(err) for s in ("size mismatch", "shape", "mismatched_sizes")):
             raise LabelMismatchError(
                 f"{name}: the classifier head does not match the {config_labels} labels in config.json. {err}"
             ) from err
