@@ -1,0 +1,22 @@
+"""Loupe: the router. Run with ``streamlit run dashboard/app.py``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `streamlit run dashboard/app.py` puts only dashboard/ on the path
+    sys.path.insert(0, str(ROOT))
+
+st.set_page_config(page_title="Loupe", page_icon="🔎", layout="wide")
+PAGES = Path(__file__).parent / "pages"
+pages = [
+    st.Page(PAGES / "explain.py", title="Explain", icon=":material/search:", default=True, url_path="explain"),
+    st.Page(PAGES / "models.py", title="Models", icon=":material/inventory_2:", url_path="models"),
+]
+# Each page draws the shared sidebar itself (dashboard.components.sidebar.page_setup), so a page also
+# works when run on its own, as AppTest does after the first run.
+st.navigation(pages).run()

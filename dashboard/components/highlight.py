@@ -1,0 +1,86 @@
+"""Text highlighted by attribution score, with one colour scale and legend shared by all explainers.
+
+Every string (text, tokens, labels) is escaped before it is put into HTML.
+"""
+
+from __future__ import annotations
+
+import html
+
+from explainers import Attribution
+
+POSITIVE = (33, 102, 172)  # supports the target class (blue)
+NEGATIVE = (214, 96, 77)  # speaks against it (orange-red)
+UNSIGNED = (118, 42, 131)  # importance without a direction (purple)
+MAX_ALPHA = 0.85
+
+CSS = """
+<style>
+.loupe-text{font-size:1.02rem;line-height:2.0;white-space:pre-wrap;word-wrap:break-word}
+.loupe-text span.u{border-radius:4px;padding:1px 1px}
+.loupe-text .tail{color:#999}
+.loupe-legend{display:flex;align-items:center;gap:.5rem;font-size:.8rem;color:#555;margin:.2rem 0 .6rem}
+.loupe-legend .bar{height:10px;width:180px;border-radius:3px;border:1px solid #ddd}
+</style>
+"""
+
+
+def _rgba(rgb: tuple[int, int, int], alpha: float) -> str:
+    return f"rgba({rgb[0]},{rgb[1]},{rgb[2]},{alpha:.3f})"
+
+
+def colour(score: float, scale: float, signed: bool) -> str:
+    """Background colour of a unit: its score divided by the explanation's largest magnitude."""
+    if scale <= 0:
+        return "transparent"
+    x = max(-1.0, min(1.0, score / scale))
+    if not signed:
+        return _rgba(UNSIGNED, max(0.0, x) * MAX_ALPHA)
+    return _rgba(POSITIVE if x >= 0 else NEGATIVE, abs(x) * MAX_ALPHA)
+
+
+def units(a: Attribution, granularity: str = "words") -> list[tuple[int, int, float, str]]:
+    """``(start, end, score, label)`` of each word, or of each word-piece when granularity is 'subwords'."""
+    if granularity == "words":
+        return [(w.start, w.end, w.score, w.text) for w in a.words]
+    return [(s, e, sc, tok) for (s, e), sp, sc, tok in zip(a.offsets, a.special, a.scores, a.tokens)
+            if not sp and e > s]
+
+
+def scale_of(a: Attribution, granularity: str = "words") -> float:
+    return max((abs(u[2]) for u in units(a, granularity)), default=0.0)
+
+
+def highlight_html(a: Attribution, granularity: str = "words") -> str:
+    """The original text with each unit's background set by its score (escaped, self-contained)."""
+    parts: list[str] = []
+    pos = 0
+    scale = scale_of(a, granularity)
+    for start, end, score, label in sorted(units(a, granularity)):
+        if start < pos:  # overlapping pieces (rare tokenizers): skip rather than duplicate text
+            continue
+        parts.append(html.escape(a.text[pos:start]))
+        tip = html.escape(f"{label}: {score:+.4f}", quote=True)
+        parts.append(f'<span class="u" style="background:{colour(score, scale, a.signed)}" title="{tip}">'
+                     f"{html.escape(a.text[start:end])}</span>")
+        pos = end
+    explained_end = max((u[1] for u in units(a, "words")), default=0)
+    if a.truncated and explained_end < len(a.text):
+        parts.append(html.escape(a.text[pos:explained_end]))
+        parts.append(f'<span class="tail" title="not seen by the model">{html.escape(a.text[explained_end:])}</span>')
+    else:
+        parts.append(html.escape(a.text[pos:]))
+    return f'<div class="loupe-text">{"".join(parts)}</div>'
+
+
+def legend_html(target_label: str, signed: bool = True) -> str:
+    """The shared legend: scores are divided by each explanation's largest magnitude."""
+    t = html.escape(target_label)
+    if signed:
+        bar = f"linear-gradient(to right,{_rgba(NEGATIVE, MAX_ALPHA)},transparent,{_rgba(POSITIVE, MAX_ALPHA)})"
+        return (f'<div class="loupe-legend"><span>against <b>{t}</b></span><span class="bar" '
+                f'style="background:{bar}"></span><span>for <b>{t}</b></span>'
+                "<span>· signed scores: −1 … 0 … +1 of each method's largest magnitude</span></div>")
+    bar = f"linear-gradient(to right,transparent,{_rgba(UNSIGNED, MAX_ALPHA)})"
+    return (f'<div class="loupe-legend"><span>0</span><span class="bar" style="background:{bar}"></span>'
+            "<span>1 · unsigned importance (no direction), relative to the method's largest score</span></div>")

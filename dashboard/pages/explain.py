@@ -1,0 +1,187 @@
+"""Explain: type a text, see the prediction and each explainer's attributions side by side."""
+
+from __future__ import annotations
+
+import html
+
+import pandas as pd
+import streamlit as st
+
+import explainers
+from dashboard import services, state
+from dashboard.components import charts
+from dashboard.components.highlight import CSS, highlight_html, legend_html
+from dashboard.components.sidebar import md, page_setup
+from dashboard.components.widgets import config_widgets
+from explainers import Attribution
+from explainers.attention import bertviz_html
+from model_zoo import LoupeError
+
+handle = page_setup("Explain a prediction")
+if handle is None:
+    st.info("Pick or load a model in the sidebar to start.")
+    st.stop()
+
+choices = services.method_choices(handle)
+labels = [handle.label_name(i) for i in range(handle.num_labels)]
+
+# --- permalink: query params seed the widgets once per session ---------------------------------
+qp = st.query_params
+if not st.session_state.get("loupe_qp_applied"):
+    st.session_state["loupe_qp_applied"] = True
+    if qp.get("text"):
+        st.session_state[state.TEXT] = qp["text"]
+        st.session_state["loupe_autorun"] = True
+    if qp.get("methods"):
+        st.session_state[state.METHODS] = [m for m in qp["methods"].split(",") if m in choices]
+    if qp.get("target", "").isdigit() and int(qp["target"]) < handle.num_labels:
+        st.session_state[state.TARGET] = int(qp["target"])
+st.session_state.setdefault(state.TEXT, "")
+st.session_state.setdefault(state.METHODS, services.default_methods(handle))
+st.session_state[state.METHODS] = [m for m in st.session_state[state.METHODS] if m in choices]
+if st.session_state.get(state.TARGET) not in [None, *range(handle.num_labels)]:
+    st.session_state[state.TARGET] = None
+
+
+def _set_text(text: str) -> None:
+    st.session_state[state.TEXT] = text
+
+
+# --- input ------------------------------------------------------------------------------------------
+left, right = st.columns([3, 2], gap="large")
+with left:
+    st.text_area("Text to explain", key=state.TEXT, height=130, max_chars=20_000,
+                 placeholder="Type or paste a sentence, or pick an example below.")
+    examples = state.example_sentences()
+    if examples:
+        st.caption("Examples from the Rotten Tomatoes test split:")
+        cols = st.columns(3)
+        for i, example in enumerate(examples):
+            cols[i % 3].button(example[:48] + "…" if len(example) > 48 else example, key=f"loupe_ex{i}",
+                               on_click=_set_text, args=(example,), help=example, width="stretch")
+text = st.session_state[state.TEXT]
+has_text = bool(text and text.strip())
+
+with right:
+    st.markdown("**Prediction**")
+    probs = None
+    if has_text:
+        try:
+            probs = state.predict(handle, text)
+        except LoupeError as err:
+            st.error(str(err))
+    if probs is None:
+        st.caption("Type some text to see the model's prediction.")
+    else:
+        predicted = max(range(len(probs)), key=probs.__getitem__)
+        st.plotly_chart(charts.probability_chart(labels, probs, predicted), width="stretch",
+                        config={"displayModeBar": False}, key="loupe_prob_chart")
+
+# --- controls ---------------------------------------------------------------------------------------
+c1, c2, c3, c4 = st.columns([3, 1.4, 1, 1])
+methods = c1.multiselect("Explainers", list(choices), format_func=lambda m: choices[m], key=state.METHODS,
+                         help="Every explainer that supports this model. IG, SHAP, LIME and Attention by default.")
+predicted_name = labels[predicted] if probs is not None else "predicted"
+target = c2.selectbox("Explain the class", [None, *range(handle.num_labels)], key=state.TARGET,
+                      format_func=lambda t: f"predicted ({predicted_name})" if t is None else labels[t],
+                      help="Attributions are computed for this class; by default the predicted one.")
+layout = c3.radio("Layout", ["grid", "stacked"], horizontal=True, key=state.LAYOUT)
+granularity = c4.radio("Show", ["words", "subwords"], horizontal=True, key=state.GRANULARITY,
+                       help="Words sum the scores of their word-pieces; subwords show the model's tokens.")
+
+configs = {}
+if methods:
+    with st.expander("Explainer settings"):
+        tabs = st.tabs([choices[m] for m in methods])
+        for tab, m in zip(tabs, methods):
+            with tab:
+                st.caption(explainers.get(m).description)
+                configs[m] = config_widgets(explainers.get(m).Config, f"{state.CONFIG_PREFIX}.{m}")
+
+clicked = st.button("Explain", type="primary", disabled=not methods)
+if clicked or st.session_state.pop("loupe_autorun", False):
+    if not has_text:
+        st.warning("The text is empty. Type or paste some text to explain.")
+        st.session_state.pop(state.RESULTS, None)
+    else:
+        st.session_state[state.RESULTS] = services.ExplainRequest(
+            state.model_key(handle), text, list(methods), configs, target)
+        st.query_params.from_dict({"model": str(st.session_state.get(state.MODEL, handle.id)), "text": text,
+                                   "methods": ",".join(methods), **({"target": str(target)} if target is not None
+                                                                    else {})})
+
+req: services.ExplainRequest | None = st.session_state.get(state.RESULTS)
+if req is None or req.model_key != state.model_key(handle):
+    st.stop()
+
+
+# --- results ----------------------------------------------------------------------------------------
+def render_card(a: Attribution) -> None:
+    explainer = explainers.get(a.method)
+    st.markdown(f"#### {md(explainer.title)}", help=explainer.description)
+    facts = [f"{a.cost.passes} model passes", f"{a.cost.seconds:.2f} s"]
+    if "convergence_delta" in a.extras:
+        facts.append(f"convergence δ {a.extras['convergence_delta']:.2g}")
+    if "r2" in a.extras:
+        facts.append(f"local fit R² {a.extras['r2']:.2f}")
+    st.caption(" · ".join(facts))
+    st.markdown(highlight_html(a, granularity), unsafe_allow_html=True)
+    if a.method == "attention":
+        render_attention(a)
+    rows = [(w.text, w.score) for w in a.words] if granularity == "words" else [
+        (t, s) for t, s, sp in zip(a.tokens, a.scores, a.special) if not sp]
+    table = pd.DataFrame(rows, columns=["token", "score"])
+    table = table.reindex(table["score"].abs().sort_values(ascending=False).index).head(15)
+    st.dataframe(table, hide_index=True, width="stretch", height=min(36 * len(table) + 38, 300),
+                 column_config={"score": st.column_config.NumberColumn(format="%+.4f")})
+
+
+def _iframe(doc: str, height: int) -> None:
+    # Sandboxed without allow-same-origin: bertviz's scripts run but cannot reach the app.
+    st.markdown(f'<iframe sandbox="allow-scripts" srcdoc="{html.escape(doc, quote=True)}" '
+                f'style="width:100%;height:{height}px;border:1px solid #eee;border-radius:6px" '
+                'title="attention view"></iframe>', unsafe_allow_html=True)
+
+
+def render_attention(a: Attribution) -> None:
+    att = a.extras.get("attentions")
+    if att is None:
+        return
+    heads, model_view, grid = st.tabs(["Head view", "Model view", "Layer × head"])
+    with heads:
+        _iframe(bertviz_html(a, "head"), 520)
+    with model_view:
+        _iframe(bertviz_html(a, "model"), 620)
+    with grid:
+        positions = [i for i, sp in enumerate(a.special) if not sp]
+        default = max(positions, key=lambda i: a.scores[i]) if positions else 0
+        idx = st.selectbox("Token that [CLS] attends to", positions, index=positions.index(default) if positions else 0,
+                           format_func=lambda i: f"{i}: {a.tokens[i]}", key=f"loupe_head_tok_{a.method}")
+        st.plotly_chart(charts.head_heatmap(att, idx, a.tokens[idx]), width="stretch",
+                        key=f"loupe_heat_{a.method}")
+
+
+st.divider()
+st.markdown(CSS, unsafe_allow_html=True)
+top = st.container()  # legend and notices, filled once the first result is in
+shown = [m for m in req.methods if m in choices]
+rows = [shown[i:i + 2] for i in range(0, len(shown), 2)] if layout == "grid" else [[m] for m in shown]
+first: Attribution | None = None
+for row in rows:
+    for where, method in zip(st.columns(len(row)) if len(row) > 1 else [st.container()], row):
+        with where:
+            with st.spinner(f"Running {choices[method]}…"):
+                try:
+                    a = services.run_one(handle, req, method)
+                except LoupeError as err:
+                    st.error(f"{choices[method]}: {err}")
+                    continue
+            render_card(a)
+        if first is None:
+            first = a
+            with top:
+                if a.truncated:
+                    st.warning(f"Truncated at {handle.max_length} tokens: the grey tail of the text was not "
+                               "seen by the model or the explainers.")
+                st.markdown(legend_html(a.target_label, True) + legend_html(a.target_label, False),
+                            unsafe_allow_html=True)

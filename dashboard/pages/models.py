@@ -1,0 +1,48 @@
+"""Models: the store, with each model's card."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import state
+from dashboard.components.sidebar import md, page_setup
+from model_zoo import DEFAULT_MODEL_ID
+from model_zoo.paths import models_dir
+
+page_setup("Models")
+st.caption(f"The model store: {md(models_dir())} (set LOUPE_HOME to move it).")
+cards = state.store_models()
+if not cards:
+    st.info(f"The store is empty. Build the default model with `python -m model_zoo prepare` ({DEFAULT_MODEL_ID}).")
+    st.stop()
+
+
+def _metric(card: dict, key: str) -> float | None:  # type: ignore[type-arg]
+    value = ((card.get("metrics") or {}).get("test") or {}).get(key)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+table = pd.DataFrame([{
+    "id": c["id"], "task": c.get("task"), "labels": ", ".join(map(str, c.get("labels", []))),
+    "method": c.get("method"), "test accuracy": _metric(c, "accuracy"), "test macro F1": _metric(c, "f1_macro"),
+    "created": c.get("created"),
+} for c in cards])
+st.dataframe(table, hide_index=True, width="stretch",
+             column_config={"test accuracy": st.column_config.NumberColumn(format="%.3f"),
+                            "test macro F1": st.column_config.NumberColumn(format="%.3f")})
+
+for card in cards:
+    with st.expander(f"{card['id']}"):
+        cols = st.columns([2, 1])
+        with cols[0]:
+            st.json(json.loads(json.dumps({k: v for k, v in card.items() if k != "path"}, default=str)),
+                    expanded=1)
+        with cols[1]:
+            st.caption("Folder")
+            st.code(card["path"], language=None)
+            if st.button("Explain with this model", key=f"loupe_use_{card['id']}"):
+                st.session_state[state.MODEL] = card["id"]
+                st.switch_page("pages/explain.py")

@@ -1,0 +1,108 @@
+"""Every cache and session-state key of the dashboard, in one place.
+
+Models are cached per process with ``st.cache_resource`` keyed on (model id, revision, device);
+explanations with ``st.cache_data`` keyed on (model key, text, explainer, config, target). Only models
+that come from the store, the bundled package or a server folder are cached; nothing a single session
+made privately is put in a shared cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+import explainers
+from explainers import Attribution
+from model_zoo import DEFAULT_MODEL_ID, ModelHandle, load, store
+from model_zoo.loading import locate
+
+# Session-state keys.
+MODEL = "loupe_model"  # the id/path of the model in use
+MODEL_OK = "loupe_model_ok"  # the last model that loaded; kept when a new choice fails
+MODEL_ERROR = "loupe_model_error"  # message of the last failed load (the previous model stays)
+TEXT = "loupe_text"
+METHODS = "loupe_methods"
+TARGET = "loupe_target"
+LAYOUT = "loupe_layout"
+GRANULARITY = "loupe_granularity"
+RESULTS = "loupe_results"  # the last explanation request and its attributions
+CONFIG_PREFIX = "loupe_cfg"
+
+
+def default_model() -> str:
+    return os.environ.get("LOUPE_DEFAULT_MODEL", DEFAULT_MODEL_ID)
+
+
+def model_revision(model: str) -> str:
+    """Changes whenever the model's files change, so caches never serve a stale model."""
+    try:
+        folder, source = locate(model)
+    except Exception:
+        return "missing"
+    if folder is None:
+        return source
+    stamps = [f"{p.name}:{p.stat().st_mtime_ns}:{p.stat().st_size}" for p in sorted(Path(folder).iterdir())
+              if p.is_file() and p.suffix in (".json", ".safetensors", ".bin")]
+    return "|".join(stamps)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
+def _load(model: str, revision: str, device: str) -> ModelHandle:
+    return load(model, device=device)
+
+
+def get_handle(model: str) -> ModelHandle:
+    """The loaded model (cached per process); raises ``ModelLoadError`` with a readable message."""
+    return _load(model, model_revision(model), os.environ.get("LOUPE_DEVICE", "auto"))
+
+
+def model_key(handle: ModelHandle) -> str:
+    return f"{handle.id}@{model_revision(str(handle.info.get('path') or handle.id))}"
+
+
+def config_json(config: Any) -> str:
+    return json.dumps(dataclasses.asdict(config), sort_keys=True)
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def _explain(key: str, text: str, method: str, config: str, target: int | None, _handle: ModelHandle) -> Attribution:
+    # key, text, method, config and target form the cache key; the handle is fixed by `key`.
+    explainer = explainers.get(method)
+    return explainer.explain(_handle, text, target, explainer.Config(**json.loads(config)))
+
+
+def explain(handle: ModelHandle, text: str, method: str, config: Any, target: int | None) -> Attribution:
+    """A cached explanation: the same model, text, explainer, config and target return instantly."""
+    return _explain(model_key(handle), text, method, config_json(config), target, handle)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _predict(key: str, text: str, _handle: ModelHandle) -> list[float]:
+    return [float(p) for p in _handle.predict(text)]
+
+
+def predict(handle: ModelHandle, text: str) -> list[float]:
+    return _predict(model_key(handle), text, handle)
+
+
+def store_models() -> list[dict[str, Any]]:
+    return store.list_models()
+
+
+@st.cache_data(show_spinner=False)
+def example_sentences(n: int = 6) -> list[str]:
+    """A few short, varied Rotten Tomatoes test sentences (fixed: the same for everyone)."""
+    from model_zoo.data import rotten_tomatoes
+
+    test = rotten_tomatoes("test")
+    by_label: dict[int, list[str]] = {}
+    for text, label in zip(test.texts, test.labels):
+        if 40 <= len(text) <= 140:
+            by_label.setdefault(label, []).append(text)
+    interleaved = [t for group in zip(*by_label.values()) for t in group]
+    return interleaved[:n]

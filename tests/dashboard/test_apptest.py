@@ -1,0 +1,131 @@
+"""AppTest smoke tests: each page loads, explaining shows every selected explainer, bad input is handled."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from model_zoo import store
+from model_zoo.paths import models_dir
+
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+PAYLOAD = '"><img src=x onerror=alert(1)><script>alert(1)</script>'
+
+
+@pytest.fixture
+def tiny_store(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The tiny model in the (private) store, as the default model, with fast explainer settings."""
+    folder = models_dir() / "tiny"
+    shutil.copytree(tiny_model_dir, folder)
+    store.write_card(folder, {"id": "tiny", "labels": ["negative", "positive"], "task": "sentiment",
+                              "metrics": {"test": {"accuracy": 0.5, "f1_macro": 0.5}}})
+    monkeypatch.setenv("LOUPE_DEFAULT_MODEL", "tiny")
+    return "tiny"
+
+
+def _app(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    if page:
+        at.switch_page(page)
+        at.run()
+    return at
+
+
+def _fast(at: AppTest) -> None:
+    for key, value in (("loupe_cfg.shap.max_evals", 40), ("loupe_cfg.lime.num_samples", 40),
+                       ("loupe_cfg.ig.n_steps", 8)):
+        at.number_input(key=key).set_value(value)
+
+
+def _explain(at: AppTest, text: str) -> AppTest:
+    at.text_area(key="loupe_text").set_value(text)
+    at.run()
+    _fast(at)
+    next(b for b in at.button if b.label == "Explain").click()
+    at.run()
+    return at
+
+
+def _card_titles(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown if m.value.startswith("#### ")]
+
+
+def test_explain_page_loads_with_defaults(tiny_store: str) -> None:
+    at = _app()
+    assert not at.exception
+    assert at.multiselect(key="loupe_methods").value == ["ig", "shap", "lime", "attention"]
+    assert at.selectbox(key="loupe_target").value is None
+    assert any("Device" in c.value for c in at.sidebar.caption)
+
+
+def test_explaining_an_example_shows_each_explainer(tiny_store: str) -> None:
+    at = _app()
+    example = next(b for b in at.button if b.key and b.key.startswith("loupe_ex"))
+    example.click()
+    at.run()
+    assert at.text_area(key="loupe_text").value
+    _fast(at)
+    next(b for b in at.button if b.label == "Explain").click()
+    at.run()
+    assert not at.exception and not at.error
+    assert len(_card_titles(at)) == 4
+    assert at.query_params["methods"] == ["ig,shap,lime,attention"] or at.query_params["methods"] == \
+        "ig,shap,lime,attention"
+
+
+def test_empty_text_shows_message_and_makes_no_call(tiny_store: str) -> None:
+    at = _app()
+    next(b for b in at.button if b.label == "Explain").click()
+    at.run()
+    assert any("empty" in w.value for w in at.warning)
+    assert not _card_titles(at)
+
+
+def test_long_text_shows_truncation_notice(tiny_store: str) -> None:
+    at = _explain(_app(), "a long review " * 400)
+    assert any("Truncated at 128 tokens" in w.value for w in at.warning)
+
+
+def test_payload_is_escaped(tiny_store: str) -> None:
+    at = _explain(_app(), PAYLOAD)
+    assert not at.exception
+    html_blocks = [m.value for m in at.markdown if "loupe-text" in m.value]
+    assert html_blocks and all("<img" not in b and "<script>" not in b for b in html_blocks)
+    assert any("&lt;img" in b for b in html_blocks)
+
+
+def test_unloadable_model_keeps_previous(tiny_store: str, tmp_path: Path) -> None:
+    at = _app()
+    at.text_input(key="loupe_model_path").set_value(str(tmp_path / "missing"))
+    next(b for b in at.button if b.label == "Load folder").click()
+    at.run()
+    assert not at.exception
+    assert any("Could not load the model" in e.value for e in at.error)
+    assert any("tiny" in e.value for e in at.error)  # still using the previous model
+
+
+def test_permalink_reopens_explanation(tiny_store: str) -> None:
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params.update({"model": "tiny", "text": "a fine film", "methods": "saliency,ablation", "target": "0"})
+    at.run()
+    assert not at.exception
+    assert at.text_area(key="loupe_text").value == "a fine film"
+    assert len(_card_titles(at)) == 2
+    assert at.selectbox(key="loupe_target").value == 0
+
+
+def test_models_page_lists_store(tiny_store: str) -> None:
+    at = _app("pages/models.py")
+    assert not at.exception
+    assert at.dataframe and "tiny" in at.dataframe[0].value["id"].tolist()
+
+
+def test_no_model_at_all_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOUPE_DEFAULT_MODEL", "not-built-yet")
+    at = _app()
+    assert not at.exception
+    assert any("Could not load the model" in e.value for e in at.error)
