@@ -12,9 +12,10 @@ if str(ROOT) not in sys.path:  # `streamlit run dashboard/app.py` puts only dash
     sys.path.insert(0, str(ROOT))
 
 st.set_page_config(page_title="Loupe", page_icon="🔎", layout="wide")
-PAGES = Path(__file__).parent / "pages"
+# Not "pages/": Streamlit would treat a folder of that name as a legacy multipage app.
+PAGES = Path(__file__).parent / "app_pages"
 pages = [
-    st.Page(PAGES / "explain.py", title="Explain", icon=":material/search:", default=True, url_path="explain"),
+    st.Page(PAGES / "explain.py", title="Explain", icon=":material/search:", default=True),
     st.Page(PAGES / "models.py", title="Models", icon=":material/inventory_2:", url_path="models"),
 ]
 # Each page draws the shared sidebar itself (dashboard.components.sidebar.page_setup), so a page also

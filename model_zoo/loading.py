@@ -207,7 +207,11 @@ def load(
     config_labels = int(getattr(config, "num_labels", 2))
 
     try:
-        if pickle_file is not None:
+        if folder is not None and card.get("peft"):  # an adapter saved with a reference to its base model
+            from model_zoo.peft_support import load_adapter_model
+
+            model, info = load_adapter_model(folder, card, config, attn_implementation), {}
+        elif pickle_file is not None:
             model = AutoModelForSequenceClassification.from_config(config, attn_implementation=attn_implementation)
             state = torch.load(pickle_file, map_location="cpu", weights_only=True)
             result = model.load_state_dict(state, strict=False)
@@ -259,6 +263,10 @@ def load(
     model.to(device=dev, dtype=torch_dtype)
     model.eval()
     model.requires_grad_(False)
+    if card.get("quantization"):  # int8 variants are stored as fp32 safetensors; quantise again here
+        from model_zoo.compression import apply_card_quantization
+
+        model = apply_card_quantization(model, card, dev)
     info_out = {
         "id": card.get("id", name if folder is None or source != "local" else str(folder)),
         "source": source,

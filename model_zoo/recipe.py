@@ -12,13 +12,12 @@ from typing import Any
 
 import torch
 
-from model_zoo import store
+from model_zoo import DEFAULT_MODEL_ID, store
 from model_zoo.data import RT_LABELS, rotten_tomatoes
 from model_zoo.loading import BASE_ENCODER_ID, load
 from model_zoo.paths import models_dir, publish_dir_atomic
 from model_zoo.training import TrainConfig, evaluate, train
 
-from model_zoo import DEFAULT_MODEL_ID
 DEFAULT_RECIPE = TrainConfig()
 
 

@@ -48,9 +48,8 @@ def card_summary(handle: ModelHandle) -> None:
         rows.append(("data", data.get("name")))
     if info.get("created"):
         rows.append(("created", info["created"]))
-    for key, value in rows:
-        if value not in (None, ""):
-            st.markdown(f"**{md(key)}**: {md(value)}")
+    lines = [f"| **{md(key)}** | {md(value)} |" for key, value in rows if value not in (None, "")]
+    st.markdown("| | |\n|---|---|\n" + "\n".join(lines))
 
 
 def model_sidebar() -> ModelHandle | None:

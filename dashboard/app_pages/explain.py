@@ -138,7 +138,9 @@ def render_card(a: Attribution) -> None:
 
 def _iframe(doc: str, height: int) -> None:
     # Sandboxed without allow-same-origin: bertviz's scripts run but cannot reach the app.
-    st.markdown(f'<iframe sandbox="allow-scripts" srcdoc="{html.escape(doc, quote=True)}" '
+    # One line: a blank line inside the attribute would end markdown's HTML block.
+    srcdoc = html.escape(doc, quote=True).replace("\r", "&#13;").replace("\n", "&#10;")
+    st.markdown(f'<iframe sandbox="allow-scripts" srcdoc="{srcdoc}" '
                 f'style="width:100%;height:{height}px;border:1px solid #eee;border-radius:6px" '
                 'title="attention view"></iframe>', unsafe_allow_html=True)
 

@@ -1,0 +1,364 @@
+"""How far to trust an explanation: faithfulness (ERASER), agreement between explainers, drift between models.
+
+Faithfulness perturbs the explained text at the word level (``Attribution.words``): removed words are deleted
+from the text, ERASER style, and the kept words are joined by single spaces. Words are ranked by score,
+highest first; for signed scores that means the words pushing hardest toward the target class.
+
+- comprehensiveness(k) = p(x) - p(x without its top-k% words): higher is better;
+- sufficiency(k) = p(x) - p(only the top-k% words): lower is better;
+- AOPC: their mean over the bins {1, 5, 10, 20, 50}% (k = ceil(pct * n_words), at least 1);
+- deletion / insertion curves: p(target) as the top words are removed from the text / added to an empty
+  one, at fixed fractions 0, 1/steps, ..., 1 of the words, and their area (deletion lower, insertion higher).
+
+Every text that one call needs (for one or several attributions, and a seeded random-ranking baseline) is
+built first and sent to ``handle.predict_proba`` once, duplicates removed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from scipy import stats
+
+from explainers.base import Attribution, ExplainerError
+
+BINS: tuple[float, ...] = (0.01, 0.05, 0.10, 0.20, 0.50)
+STEPS = 10
+RANDOM_SEEDS: tuple[int, ...] = (0, 1, 2)
+
+
+class Predictor(Protocol):
+    """What the metrics need from a model: a ``ModelHandle`` or any object with a batched ``predict_proba``."""
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Faithfulness:
+    """Faithfulness of one attribution (or, with ``method="random"``, of a random word ranking).
+
+    ``comprehensiveness``/``sufficiency`` are per bin of ``bins``; ``deletion``/``insertion`` are p(target)
+    at ``fractions`` of the words. ``passes``/``seconds`` are those of the one ``predict_proba`` call that
+    computed it (shared when several attributions were scored together); ``n_texts`` is how many distinct
+    texts this attribution needed.
+    """
+
+    method: str
+    target: int
+    n_words: int
+    full_prob: float
+    bins: tuple[float, ...]
+    ks: tuple[int, ...]
+    comprehensiveness: tuple[float, ...]
+    sufficiency: tuple[float, ...]
+    comp_aopc: float
+    suff_aopc: float
+    fractions: tuple[float, ...]
+    deletion: tuple[float, ...]
+    insertion: tuple[float, ...]
+    deletion_auc: float
+    insertion_auc: float
+    n_texts: int = 0
+    passes: int = 0
+    seconds: float = 0.0
+    baseline: Faithfulness | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (the random baseline nested under ``baseline``)."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """Agreement of two word-score vectors; a correlation is None when undefined (a constant vector)."""
+
+    spearman: float | None
+    kendall: float | None
+    top_k_overlap: float
+    k: int
+    n_words: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Drift:
+    """How one explainer's attribution of a text moved between two models (original -> variant).
+
+    ``delta_*`` are variant minus original; the faithfulness deltas are None unless both were given.
+    """
+
+    spearman: float | None
+    kendall: float | None
+    top_k_overlap: float
+    k: int
+    prediction_flipped: bool
+    same_target: bool
+    delta_prob: float
+    delta_comp_aopc: float | None = None
+    delta_suff_aopc: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# --- building the perturbed texts -------------------------------------------------------------------
+
+def bin_sizes(n_words: int, bins: Sequence[float] = BINS) -> list[int]:
+    """Words in each top-k% bin: ``ceil(pct * n_words)``, at least 1 and at most ``n_words``."""
+    return [min(n_words, max(1, math.ceil(pct * n_words - 1e-9))) for pct in bins]
+
+
+def curve_sizes(n_words: int, steps: int = STEPS) -> list[int]:
+    """Words removed (deletion) or kept (insertion) at fractions ``0, 1/steps, ..., 1`` (rounded half up)."""
+    return [int(math.floor(i / steps * n_words + 0.5)) for i in range(steps + 1)]
+
+
+def ranking(scores: np.ndarray) -> np.ndarray:
+    """Word indices by score, highest first; ties keep text order."""
+    return np.argsort(-np.asarray(scores, dtype=float), kind="stable")
+
+
+def _compose(words: Sequence[str], keep: np.ndarray) -> str:
+    return " ".join(w for w, k in zip(words, keep) if k)
+
+
+def _plan(words: Sequence[str], order: np.ndarray, bins: Sequence[float], steps: int) -> dict[str, list[str]]:
+    """Every text that one word ranking needs, by metric."""
+    n = len(words)
+
+    def top(k: int) -> np.ndarray:
+        mask = np.zeros(n, dtype=bool)
+        mask[order[:k]] = True
+        return mask
+
+    ks = bin_sizes(n, bins)
+    cs = curve_sizes(n, steps)
+    return {
+        "full": [_compose(words, np.ones(n, dtype=bool))],
+        "comp": [_compose(words, ~top(k)) for k in ks],
+        "suff": [_compose(words, top(k)) for k in ks],
+        "deletion": [_compose(words, ~top(k)) for k in cs],
+        "insertion": [_compose(words, top(k)) for k in cs],
+    }
+
+
+def _score(plan: dict[str, list[str]], prob: dict[str, float], method: str, target: int, n_words: int,
+           bins: Sequence[float], steps: int) -> Faithfulness:
+    full = prob[plan["full"][0]]
+    comp = [full - prob[t] for t in plan["comp"]]
+    suff = [full - prob[t] for t in plan["suff"]]
+    deletion = [prob[t] for t in plan["deletion"]]
+    insertion = [prob[t] for t in plan["insertion"]]
+    fractions = [i / steps for i in range(steps + 1)]
+    return Faithfulness(
+        method=method, target=target, n_words=n_words, full_prob=full, bins=tuple(bins),
+        ks=tuple(bin_sizes(n_words, bins)), comprehensiveness=tuple(comp), sufficiency=tuple(suff),
+        comp_aopc=float(np.mean(comp)), suff_aopc=float(np.mean(suff)), fractions=tuple(fractions),
+        deletion=tuple(deletion), insertion=tuple(insertion),
+        deletion_auc=float(np.trapezoid(deletion, fractions)), insertion_auc=float(np.trapezoid(insertion, fractions)),
+        n_texts=len(_texts([plan])), params={"steps": steps},
+    )
+
+
+def _texts(plans: Sequence[dict[str, list[str]]]) -> set[str]:
+    return {t for p in plans for part in p.values() for t in part}
+
+
+def _mean_faithfulness(runs: list[Faithfulness], seeds: Sequence[int]) -> Faithfulness:
+    """Average the per-seed random baselines, bin by bin and step by step."""
+    def avg(name: str) -> tuple[float, ...]:
+        return tuple(float(v) for v in np.mean([getattr(r, name) for r in runs], axis=0))
+
+    def avg1(name: str) -> float:
+        return float(np.mean([getattr(r, name) for r in runs]))
+
+    return dataclasses.replace(
+        runs[0], comprehensiveness=avg("comprehensiveness"), sufficiency=avg("sufficiency"),
+        comp_aopc=avg1("comp_aopc"), suff_aopc=avg1("suff_aopc"), deletion=avg("deletion"),
+        insertion=avg("insertion"), deletion_auc=avg1("deletion_auc"), insertion_auc=avg1("insertion_auc"),
+        params={**runs[0].params, "seeds": list(seeds)},
+    )
+
+
+# --- faithfulness ----------------------------------------------------------------------------------
+
+def faithfulness_many(handle: Predictor, attributions: Sequence[Attribution], *, bins: Sequence[float] = BINS,
+                      steps: int = STEPS, random_seeds: Sequence[int] = RANDOM_SEEDS) -> list[Faithfulness]:
+    """Faithfulness of several attributions with ONE ``handle.predict_proba`` call for all of them.
+
+    Args:
+        handle: the model that was explained (a ``ModelHandle`` or anything with ``predict_proba``).
+        attributions: explanations, of the same text or not; the random baseline of a text is shared.
+        bins: top-k fractions for comprehensiveness/sufficiency (default 1, 5, 10, 20, 50%).
+        steps: deletion/insertion curve steps (``steps + 1`` points from 0 to all words).
+        random_seeds: seeds of the random-ranking baseline, averaged (empty: no baseline).
+    Returns:
+        One :class:`Faithfulness` per attribution, in order, each with its random ``baseline``.
+    Raises:
+        ExplainerError: an attribution has no words, or a bin is outside (0, 1].
+    """
+    if any(not 0 < b <= 1 for b in bins) or not bins:
+        raise ExplainerError(f"Top-k bins must be fractions in (0, 1]; got {list(bins)}.")
+    if steps < 1:
+        raise ExplainerError("The deletion/insertion curves need at least one step.")
+    plans: list[tuple[dict[str, list[str]], list[dict[str, list[str]]], int]] = []
+    for a in attributions:
+        if not a.words:
+            raise ExplainerError(f"The {a.method} attribution has no words to remove.")
+        words = [w.text for w in a.words]
+        own = _plan(words, ranking(a.word_scores()), bins, steps)
+        rand = [_plan(words, np.random.default_rng(s).permutation(len(words)), bins, steps) for s in random_seeds]
+        plans.append((own, rand, len(words)))
+    unique = sorted(_texts([p for own, rand, _ in plans for p in (own, *rand)]))
+    start = time.perf_counter()
+    probs = np.asarray(handle.predict_proba(unique), dtype=float)
+    seconds = round(time.perf_counter() - start, 4)
+    # predict_proba makes one pass per batch. Counted here rather than with a nested handle.meter(),
+    # which would hide these passes from a meter the caller holds.
+    n_passes = math.ceil(len(unique) / max(1, int(getattr(handle, "batch_size", 0) or len(unique))))
+    out = []
+    index = {t: i for i, t in enumerate(unique)}
+    for a, (own, rand, n_words) in zip(attributions, plans):
+        prob = {t: float(probs[index[t], a.target]) for t in _texts([own, *rand])}
+        cost = {"passes": n_passes, "seconds": seconds}
+        baseline = None
+        if rand:
+            runs = [_score(p, prob, "random", a.target, n_words, bins, steps) for p in rand]
+            baseline = dataclasses.replace(_mean_faithfulness(runs, random_seeds), n_texts=len(_texts(rand)), **cost)
+        res = _score(own, prob, a.method, a.target, n_words, bins, steps)
+        out.append(dataclasses.replace(res, baseline=baseline, **cost))
+    return out
+
+
+def faithfulness(handle: Predictor, attribution: Attribution, *, bins: Sequence[float] = BINS, steps: int = STEPS,
+                 random_seeds: Sequence[int] = RANDOM_SEEDS) -> Faithfulness:
+    """Faithfulness of one attribution in one ``predict_proba`` call (see :func:`faithfulness_many`)."""
+    return faithfulness_many(handle, [attribution], bins=bins, steps=steps, random_seeds=random_seeds)[0]
+
+
+def comprehensiveness(handle: Predictor, attribution: Attribution, pct: float = 0.2) -> float:
+    """ERASER comprehensiveness: p(target) drop when the top ``pct`` of words are deleted (one call)."""
+    return faithfulness(handle, attribution, bins=(pct,), steps=1, random_seeds=()).comprehensiveness[0]
+
+
+def sufficiency(handle: Predictor, attribution: Attribution, pct: float = 0.2) -> float:
+    """ERASER sufficiency: p(target) drop when only the top ``pct`` of words are kept (one call)."""
+    return faithfulness(handle, attribution, bins=(pct,), steps=1, random_seeds=()).sufficiency[0]
+
+
+# --- agreement and drift -------------------------------------------------------------------------
+
+def _corr(fn: Any, x: np.ndarray, y: np.ndarray) -> float | None:
+    if len(x) >= 1 and np.array_equal(x, y):
+        return 1.0  # the same ranking agrees perfectly, even when it is constant
+    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = float(fn(x, y)[0])
+    return None if math.isnan(value) else value
+
+
+def default_k(n_words: int) -> int:
+    """Top-k size for overlap: the top 20% of words, at least one."""
+    return min(n_words, max(1, math.ceil(0.2 * n_words - 1e-9)))
+
+
+def rank_agreement(x: Sequence[float], y: Sequence[float], k: int | None = None) -> Agreement:
+    """Spearman and Kendall correlation and top-k overlap of two aligned score vectors.
+
+    Args:
+        x, y: scores of the same words, in the same order (higher = more important).
+        k: top-k size (default :func:`default_k`); capped at the number of words.
+    Returns:
+        :class:`Agreement`; a correlation is None when a vector is constant (unless both are equal: 1.0).
+    """
+    xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if xa.shape != ya.shape or xa.ndim != 1:
+        raise ValueError(f"Score vectors differ in shape: {xa.shape} vs {ya.shape}.")
+    n = len(xa)
+    if n == 0:
+        return Agreement(None, None, 0.0, 0, 0)
+    k = default_k(n) if k is None else max(1, min(int(k), n))
+    overlap = len(set(ranking(xa)[:k].tolist()) & set(ranking(ya)[:k].tolist())) / k
+    return Agreement(_corr(stats.spearmanr, xa, ya), _corr(stats.kendalltau, xa, ya), overlap, k, n)
+
+
+def comparable_scores(scores: Sequence[float], signed: bool, other_signed: bool) -> np.ndarray:
+    """Scores to compare with another explainer's: signed when both are, magnitudes otherwise."""
+    arr = np.asarray(scores, dtype=float)
+    return arr if signed and other_signed else np.abs(arr)
+
+
+def _aligned(a: Attribution, b: Attribution) -> tuple[np.ndarray, np.ndarray]:
+    if a.text != b.text:
+        raise ValueError("Agreement needs two attributions of the same text.")
+    sb = {(w.start, w.end): w.score for w in b.words}
+    common = [w for w in a.words if (w.start, w.end) in sb]
+    x = comparable_scores([w.score for w in common], a.signed, b.signed)
+    y = comparable_scores([sb[(w.start, w.end)] for w in common], b.signed, a.signed)
+    return x, y
+
+
+def agreement(a: Attribution, b: Attribution, k: int | None = None) -> Agreement:
+    """Agreement of two attributions of the same text, over the words both have.
+
+    Signed scores are compared as they are when both attributions are signed; otherwise magnitudes.
+    """
+    return rank_agreement(*_aligned(a, b), k=k)
+
+
+def drift(a_orig: Attribution, a_variant: Attribution, faith_orig: Faithfulness | None = None,
+          faith_variant: Faithfulness | None = None, k: int | None = None) -> Drift:
+    """How an explanation moved from one model to another (e.g. fp32 -> int8, base -> fine-tuned).
+
+    Args:
+        a_orig, a_variant: the same explainer's attributions of the same text under the two models.
+        faith_orig, faith_variant: their faithfulness, if computed, for the change in AOPC.
+        k: top-k size for the overlap (default :func:`default_k`).
+    Returns:
+        :class:`Drift`: rank correlations, top-k overlap, whether the prediction flipped, and deltas.
+    """
+    agree = agreement(a_orig, a_variant, k=k)
+    both = faith_orig is not None and faith_variant is not None
+    return Drift(
+        spearman=agree.spearman, kendall=agree.kendall, top_k_overlap=agree.top_k_overlap, k=agree.k,
+        prediction_flipped=a_orig.predicted != a_variant.predicted,
+        same_target=a_orig.target == a_variant.target,
+        delta_prob=float(a_variant.probs[a_variant.target] - a_orig.probs[a_orig.target]),
+        delta_comp_aopc=faith_variant.comp_aopc - faith_orig.comp_aopc if both else None,  # type: ignore[union-attr]
+        delta_suff_aopc=faith_variant.suff_aopc - faith_orig.suff_aopc if both else None,  # type: ignore[union-attr]
+    )
+
+
+__all__ = [
+    "BINS",
+    "RANDOM_SEEDS",
+    "STEPS",
+    "Agreement",
+    "Drift",
+    "Faithfulness",
+    "Predictor",
+    "agreement",
+    "bin_sizes",
+    "comparable_scores",
+    "comprehensiveness",
+    "curve_sizes",
+    "default_k",
+    "drift",
+    "faithfulness",
+    "faithfulness_many",
+    "rank_agreement",
+    "ranking",
+    "sufficiency",
+]

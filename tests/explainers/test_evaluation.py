@@ -1,0 +1,159 @@
+"""Dataset evaluation on the tiny random BERT: the table, the cache, the job and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import explainers.evaluation as ev
+from explainers import get
+from model_zoo import LoupeError
+from model_zoo.jobs import JobContext, read_status
+from model_zoo.paths import reports_dir
+
+METHODS = ["ig", "attention", "saliency"]
+CHEAP = {"ig": {"n_steps": 4}}
+
+
+class CountingGet:
+    """Wraps ``explainers.get`` so a test can count the explanations an evaluation makes."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def __call__(self, name: str) -> Any:
+        inner, calls = get(name), self.calls
+
+        class Proxy:
+            title = inner.title
+            Config = inner.Config
+
+            def explain(self, *args: Any, **kwargs: Any) -> Any:
+                calls.append(name)
+                return inner.explain(*args, **kwargs)
+
+        return Proxy()
+
+
+def _run(model: Path, methods: list[str] = METHODS, **kwargs: Any) -> ev.EvaluationReport:
+    return ev.evaluate(str(model), "test", 5, methods, CHEAP, device="cpu", **kwargs)
+
+
+def test_estimate_is_a_t_interval() -> None:
+    e = ev.estimate([1.0, 2.0, 3.0])
+    assert e.mean == pytest.approx(2.0) and e.n == 3
+    assert e.ci == pytest.approx(4.302653 / math.sqrt(3), rel=1e-5)
+    assert ev.estimate([0.5, None, float("nan")]) == ev.Estimate(0.5, None, 1)
+    assert ev.estimate([]) == ev.Estimate(None, None, 0)
+    assert str(ev.Estimate(None, None, 0)) == "-"
+
+
+def test_evaluation_table_then_served_from_cache(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    counter = CountingGet()
+    monkeypatch.setattr(ev, "get", counter)
+    report = _run(tiny_model_dir)
+    assert len(counter.calls) == 5 * len(METHODS)
+    assert sorted(r.method for r in report.rows) == sorted(METHODS)
+    comps = [r.comp_aopc.mean for r in report.rows]
+    assert comps == sorted(comps, reverse=True)  # ranked by comprehensiveness
+    for row in report.rows:
+        assert row.n == 5 and row.failed == 0 and not row.cached
+        for est in (row.comp_aopc, row.suff_aopc, row.deletion_auc, row.insertion_auc, row.random_comp_aopc):
+            assert est.n == 5 and est.mean is not None and est.ci is not None and math.isfinite(est.mean)
+        assert 0.0 <= row.insertion_auc.mean <= 1.0  # type: ignore[operator]
+        assert row.passes.mean is not None and row.passes.mean >= 1
+        assert row.top_k_overlap.mean is not None and 0.0 <= row.top_k_overlap.mean <= 1.0
+    assert report.random is not None and report.random.n == 5
+    assert report.pairwise["ig"]["attention"] == report.pairwise["attention"]["ig"]
+    assert report.n == 5 and report.dataset == "rotten_tomatoes/test"
+    table = report.table()
+    assert "comp AOPC" in table and "random" in table and all(m in table for m in METHODS)
+    d = json.loads(json.dumps(report.to_dict()))
+    assert len(d["rows"]) == 3
+    assert len(list((reports_dir() / "eval-cache").glob("*.json"))) == len(METHODS)
+
+    # Second call: nothing explained, the model is not even loaded.
+    counter.calls.clear()
+    monkeypatch.setattr(ev, "load", lambda *a, **k: pytest.fail("the model was loaded for a cached evaluation"))
+    again = _run(tiny_model_dir)
+    assert counter.calls == []
+    assert all(r.cached for r in again.rows)
+    strip = [{**r, "cached": None} for r in again.to_dict()["rows"]]
+    assert strip == [{**r, "cached": None} for r in d["rows"]]
+
+
+def test_cache_is_per_explainer_config(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    counter = CountingGet()
+    monkeypatch.setattr(ev, "get", counter)
+    _run(tiny_model_dir, ["ig", "attention"])
+    counter.calls.clear()
+    report = ev.evaluate(str(tiny_model_dir), "test", 5, ["ig", "attention"], {"ig": {"n_steps": 6}}, device="cpu")
+    assert counter.calls == ["ig"] * 5  # a new IG config is a miss; attention is reused
+    assert {r.method: r.cached for r in report.rows} == {"ig": False, "attention": True}
+    assert {r.method: r for r in report.rows}["ig"].config["n_steps"] == 6
+
+
+def test_model_revision_changes_with_the_weights(tmp_path: Path, tiny_model_dir: Path) -> None:
+    copy = Path(shutil.copytree(tiny_model_dir, tmp_path / "m"))
+    before = ev.model_revision(str(copy))
+    weights = copy / "model.safetensors"
+    os.utime(weights, ns=(time.time_ns(), weights.stat().st_mtime_ns + 10**9))
+    assert ev.model_revision(str(copy)) != before
+
+
+def test_cancel_keeps_finished_sentences_and_a_rerun_resumes(tiny_model_dir: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    counter = CountingGet()
+    monkeypatch.setattr(ev, "get", counter)
+    with pytest.raises(ev.EvaluationCancelled):
+        _run(tiny_model_dir, ["attention"], cancelled=lambda: len(counter.calls) >= 3)
+    assert len(counter.calls) == 3
+    counter.calls.clear()
+    report = _run(tiny_model_dir, ["attention"])
+    assert len(counter.calls) == 2 and report.rows[0].n == 5
+
+
+def test_bad_inputs_are_refused(tiny_model_dir: Path) -> None:
+    with pytest.raises(LoupeError, match="Bad config for ig"):
+        ev.evaluate(str(tiny_model_dir), n=2, methods=["ig"], configs={"ig": {"steps": 3}})
+    with pytest.raises(LoupeError, match="Unknown explainer"):
+        ev.evaluate(str(tiny_model_dir), n=2, methods=["nope"])
+    with pytest.raises(LoupeError):
+        ev.evaluate(str(tiny_model_dir), n=0, methods=["attention"])
+    assert ev.parse_overrides(["ig.n_steps=4", "ig.baseline=mask"], ["ig"]) == {"ig": {"n_steps": 4,
+                                                                                        "baseline": "mask"}}
+    for bad in ("ig.n_steps", "lime.num_samples=3", "ig.nope=1", "ig.n_steps=many"):
+        with pytest.raises(LoupeError):
+            ev.parse_overrides([bad], ["ig"])
+
+
+def test_job_reports_progress_and_writes_the_table(tmp_path: Path, tiny_model_dir: Path) -> None:
+    ctx = JobContext(tmp_path, {"model": str(tiny_model_dir), "split": "test", "n": 3, "methods": "attention,saliency",
+                                "configs": {}, "device": "cpu"}, _started=time.time())
+    result = ev.run_job(ctx)
+    assert [r["n"] for r in result["rows"]] == [3, 3]
+    status = read_status(tmp_path)
+    assert status["done"] == status["total"] == 6
+    assert "comp AOPC" in (tmp_path / "table.txt").read_text(encoding="utf-8")
+    assert len((tmp_path / "metrics.jsonl").read_text(encoding="utf-8").splitlines()) == 2
+
+
+def test_cli_evaluate_json_and_table(tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from explainers.__main__ import main
+
+    args = ["evaluate", "--model", str(tiny_model_dir), "--n", "2", "--methods", "attention,ig",
+            "--config", "ig.n_steps=4", "--device", "cpu", "--quiet"]
+    assert main([*args, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {r["method"] for r in out["rows"]} == {"attention", "ig"} and out["n"] == 2
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "comp AOPC" in text and "attention" in text
+    assert main(["evaluate", "--model", str(tiny_model_dir), "--methods", "nope", "--quiet"]) == 2

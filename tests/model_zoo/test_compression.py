@@ -1,0 +1,190 @@
+"""model_zoo.compression: variants are made as asked, measured honestly, saved and loaded back."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from model_zoo import load, store
+from model_zoo.compression import (
+    CompressionError,
+    UnsupportedVariantError,
+    VariantSpec,
+    available_variants,
+    count_parameters,
+    is_quantized,
+    make_variant,
+    measure,
+    measured_sparsity,
+    parse_variants,
+    publish_variant,
+    save_variant,
+    spread,
+)
+from model_zoo.data import rotten_tomatoes
+from model_zoo.errors import ModelLoadError
+
+TEXTS = [
+    "A moving, funny and beautifully acted film.",
+    "Dull, overlong and badly written.",
+    "The plot never quite comes together, but the cast is charming.",
+    "One of the best thrillers of the decade.",
+    "I wanted to leave after twenty minutes.",
+    "An uneven but often delightful comedy.",
+]
+
+
+def _zeros_in_linears(model: nn.Module) -> tuple[int, int]:
+    zeros = total = 0
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            zeros += int((m.weight == 0).sum())
+            total += m.weight.numel()
+    return zeros, total
+
+
+def test_names_parse_to_settings() -> None:
+    assert VariantSpec.parse("prune-50").sparsity == 0.5
+    assert VariantSpec.parse("layers-3").layers == 3 and VariantSpec.parse("layers-3").kind == "layers"
+    spec = VariantSpec.parse({"name": "distill-2l", "train_examples": 64})
+    assert (spec.kind, spec.layers, spec.train_examples, spec.name) == ("distill", 2, 64, "distill-2l")
+    assert [s.name for s in parse_variants("int8, prune-30,distill-3l")] == ["int8", "prune-30", "distill-3l"]
+    with pytest.raises(CompressionError, match="Unknown variant"):
+        VariantSpec.parse("int4")
+    with pytest.raises(CompressionError, match="twice"):
+        parse_variants("int8,int8")
+    with pytest.raises(CompressionError, match="setting"):
+        VariantSpec.parse({"name": "int8", "bits": 4})
+    assert spread(6, 3) == [0, 2, 4] and spread(2, 1) == [0]
+
+
+def test_half_precision_is_gpu_only(tiny_handle) -> None:  # type: ignore[no-untyped-def]
+    assert "fp16" not in available_variants("cpu") and "bf16" not in available_variants("cpu")
+    assert "int8" in available_variants("cpu") and "int8" not in available_variants("cuda")
+    for name in ("fp16", "bf16"):
+        with pytest.raises(UnsupportedVariantError, match="GPU"):
+            make_variant(tiny_handle, name)
+
+
+def test_pruning_reports_measured_sparsity(tiny_handle) -> None:  # type: ignore[no-untyped-def]
+    before = tiny_handle.predict_proba(TEXTS)
+    variant = make_variant(tiny_handle, "prune-50")
+    zeros, total = _zeros_in_linears(variant.handle.model)
+    assert variant.card["sparsity_measured"] == pytest.approx(zeros / total, abs=1e-6)
+    # The pooler and head are not pruned, so the measured fraction is below the requested 0.5.
+    assert 0.40 < variant.card["sparsity_measured"] < 0.5
+    assert variant.card["requested_sparsity"] == 0.5
+    # Permanent: plain weights, no masks or hooks left behind.
+    assert not any(n.endswith("_mask") or n.endswith("_orig") for n, _ in variant.handle.model.named_buffers())
+    assert not any(n.endswith("_orig") for n, _ in variant.handle.model.named_parameters())
+    # The source model is untouched.
+    assert measured_sparsity(tiny_handle.model) == 0.0
+    np.testing.assert_allclose(tiny_handle.predict_proba(TEXTS), before)
+
+
+def test_per_layer_pruning_hits_each_layer(tiny_handle) -> None:  # type: ignore[no-untyped-def]
+    variant = make_variant(tiny_handle, {"name": "prune-30", "scope": "layer"})
+    for name, m in variant.handle.model.bert.encoder.named_modules():
+        if isinstance(m, nn.Linear):
+            frac = float((m.weight == 0).float().mean())
+            assert frac == pytest.approx(0.3, abs=0.01), name
+
+
+def test_layer_drop_keeps_fewer_layers(tiny_handle) -> None:  # type: ignore[no-untyped-def]
+    variant = make_variant(tiny_handle, "layers-1")
+    model = variant.handle.model
+    assert len(model.bert.encoder.layer) == 1 and model.config.num_hidden_layers == 1
+    assert variant.card["kept_layers"] == [0]
+    assert count_parameters(model) < count_parameters(tiny_handle.model)
+    probs = variant.handle.predict_proba(TEXTS)
+    assert probs.shape == (len(TEXTS), 2) and np.allclose(probs.sum(axis=1), 1)
+
+
+def test_int8_quantises_linears_and_reloads(tiny_handle, tiny_model_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    variant = make_variant(tiny_handle, "int8")
+    assert is_quantized(variant.handle.model) and not is_quantized(tiny_handle.model)
+    assert variant.card["backend"] == "torch.ao.quantization.quantize_dynamic" and variant.card["backend_reason"]
+    assert count_parameters(variant.handle.model) == count_parameters(tiny_handle.model)
+    probs = variant.handle.predict_proba(TEXTS)
+    folder = save_variant(variant, tmp_path / "tiny-int8", source_folder=tiny_model_dir)
+    assert store.read_card(folder)["quantization"]["method"] == "dynamic-int8"
+    assert not list(folder.glob("*.bin")) and not list(folder.glob("*.pt"))  # the store holds no pickles
+    reloaded = load(str(folder), device="cpu")
+    assert is_quantized(reloaded.model)
+    np.testing.assert_allclose(reloaded.predict_proba(TEXTS), probs, atol=1e-6)
+    # Published to the store under a new id, it loads by id with its card.
+    publish_variant(folder, "tiny-int8")
+    by_id = load("tiny-int8", device="cpu")
+    assert is_quantized(by_id.model) and by_id.info["compression"]["variant"] == "int8"
+
+
+def test_unknown_quantisation_in_card_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "odd"
+    shutil.copytree(tiny_model_dir, folder)
+    store.write_card(folder, {"quantization": {"method": "int3-magic"}})
+    with pytest.raises(ModelLoadError):
+        load(str(folder), device="cpu")
+
+
+def test_pruned_variant_saves_and_reloads(tiny_handle, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    variant = make_variant(tiny_handle, "prune-60")
+    folder = save_variant(variant, tmp_path / "tiny-prune", metrics={"accuracy": 0.5, "f1_macro": 0.4})
+    card = store.read_card(folder)
+    assert card["compression"]["variant"] == "prune-60" and card["compression"]["source_model"] == tiny_handle.id
+    assert card["metrics"]["test"]["accuracy"] == 0.5
+    reloaded = load(str(folder), device="cpu")
+    assert measured_sparsity(reloaded.model) == pytest.approx(variant.card["sparsity_measured"])
+    np.testing.assert_allclose(reloaded.predict_proba(TEXTS), variant.handle.predict_proba(TEXTS), atol=1e-6)
+
+
+def test_distillation_trains_a_smaller_student(tiny_handle, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    teacher_state = {k: v.clone() for k, v in tiny_handle.model.state_dict().items()}
+    variant = make_variant(tiny_handle, {"name": "distill-1l", "train_examples": 64, "epochs": 0.5})
+    dist = variant.card["distillation"]
+    assert dist["steps"] >= 1 and np.isfinite(dist["train_loss"]) and dist["examples"] == 64
+    assert len(variant.handle.model.bert.encoder.layer) == 1
+    assert not variant.handle.model.training
+    for k, v in tiny_handle.model.state_dict().items():  # the teacher was not trained
+        assert torch.equal(v, teacher_state[k]), k
+    reloaded = load(str(save_variant(variant, tmp_path / "tiny-distill")), device="cpu")
+    assert reloaded.model.config.num_hidden_layers == 1
+    np.testing.assert_allclose(reloaded.predict_proba(TEXTS), variant.handle.predict_proba(TEXTS), atol=1e-6)
+
+
+def test_measure_reports_every_column(tiny_handle) -> None:  # type: ignore[no-untyped-def]
+    variants = [make_variant(tiny_handle, "original"), make_variant(tiny_handle, "int8"),
+                make_variant(tiny_handle, "prune-50")]
+    rows = measure(variants, rotten_tomatoes("test").head(40), latency_texts=8, repeats=3)
+    assert list(rows) == ["original", "int8", "prune-50"]
+    for row in rows.values():
+        for key in ("accuracy", "f1_macro", "agreement", "p50_ms_b1", "p95_ms_b1", "p50_ms_b32", "p95_ms_b32",
+                    "throughput_per_s", "size_mb", "parameters", "sparsity", "peak_memory_mb"):
+            assert isinstance(row[key], (int, float)), key
+        assert row["p95_ms_b1"] >= row["p50_ms_b1"] > 0 and row["peak_memory_mb"] > row["weights_mb"] > 0
+    assert rows["original"]["agreement"] == 1.0 and rows["original"]["latency_x_b1"] == 1.0
+    assert rows["int8"]["size_mb"] < rows["original"]["size_mb"]
+    assert rows["int8"]["weights_mb"] < rows["original"]["weights_mb"]
+    assert rows["prune-50"]["sparsity"] == pytest.approx(measured_sparsity(variants[2].handle.model), abs=1e-4)
+
+
+@pytest.mark.real_model
+def test_int8_agrees_with_fp32_on_the_default_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The int8 variant of rt-sentiment-minilm predicts the fp32 class on at least 95% of 300 test texts."""
+    from model_zoo import DEFAULT_MODEL_ID
+    from model_zoo.recipe import prepare
+
+    monkeypatch.setenv("LOUPE_HOME", os.path.expanduser(os.environ.get("LOUPE_TEST_HOME", "~/.cache/loupe")))
+    prepare(DEFAULT_MODEL_ID, quiet=True)
+    handle = load(DEFAULT_MODEL_ID, device="cpu", attn_implementation="sdpa")
+    test = rotten_tomatoes("test")
+    texts = test.texts[::4][:300]
+    fp32 = handle.predict_proba(texts).argmax(axis=1)
+    int8 = make_variant(handle, "int8").handle.predict_proba(texts).argmax(axis=1)
+    agreement = float((fp32 == int8).mean())
+    assert agreement >= 0.95, agreement
