@@ -263,38 +263,40 @@ def evaluate(model: str = DEFAULT_MODEL_ID, split: str = "test", n: int = 100,
 def _run(handle: ModelHandle, ds: TextDataset, indices: list[int], todo: list[str], cfgs: dict[str, Any],
          random_seeds: Sequence[int], records: dict[str, dict[str, Any]], keys: dict[str, dict[str, Any]],
          progress: Callable[[float, float, str], None] | None, cancelled: Callable[[], bool] | None) -> None:
+    """Explain and score the sentences not cached yet, one ``predict_proba`` call per sentence for all methods."""
     def save(done: bool) -> None:
         for m in todo:
             write_json_atomic(_cache_file(keys[m]), {"key": keys[m], "complete": done, "records": records[m]})
 
     total, done = len(indices) * len(todo), 0
     last_save = time.monotonic()
-    for pos, i in enumerate(indices):
-        text = ds.texts[i]
-        made: list[tuple[str, Attribution]] = []
-        for m in todo:
-            if cancelled is not None and cancelled():
-                save(False)
-                raise EvaluationCancelled("The evaluation was cancelled; finished sentences are cached.")
-            if str(i) not in records[m]:
-                try:
-                    made.append((m, get(m).explain(handle, text, None, cfgs[m])))
-                except LoupeError as err:  # one bad sentence must not sink the whole evaluation
-                    records[m][str(i)] = {"error": str(err)}
-            done += 1
-            if progress is not None:
-                progress(done, total, f"sentence {pos + 1}/{len(indices)}: {m}")
-        usable = [(m, a) for m, a in made if a.words]
-        for m, a in made:
-            if not a.words:
-                records[m][str(i)] = {"error": "no words to perturb"}
-        if usable:
-            for (m, a), f in zip(usable, faithfulness_many(handle, [a for _, a in usable],
-                                                          random_seeds=random_seeds)):
+    try:
+        for pos, i in enumerate(indices):
+            made: list[tuple[str, Attribution]] = []
+            for m in todo:
+                if cancelled is not None and cancelled():
+                    raise EvaluationCancelled("The evaluation was cancelled; finished sentences are cached.")
+                if str(i) not in records[m]:
+                    try:
+                        made.append((m, get(m).explain(handle, ds.texts[i], None, cfgs[m])))
+                    except LoupeError as err:  # one bad sentence must not sink the whole evaluation
+                        records[m][str(i)] = {"error": str(err)}
+                done += 1
+                if progress is not None:
+                    progress(done, total, f"sentence {pos + 1}/{len(indices)}: {m}")
+            for m, a in made:
+                if not a.words:
+                    records[m][str(i)] = {"error": "no words to perturb"}
+            usable = [(m, a) for m, a in made if a.words]
+            scored = faithfulness_many(handle, [a for _, a in usable], random_seeds=random_seeds) if usable else []
+            for (m, a), f in zip(usable, scored):
                 records[m][str(i)] = _record(a, f)
-        if time.monotonic() - last_save > _CHECKPOINT_SECONDS:
-            save(False)
-            last_save = time.monotonic()
+            if time.monotonic() - last_save > _CHECKPOINT_SECONDS:
+                save(False)
+                last_save = time.monotonic()
+    except BaseException:
+        save(False)  # keep what is finished: a rerun (or a resumed job) starts from here
+        raise
     save(True)
 
 

@@ -230,13 +230,13 @@ def faithfulness_many(handle: Predictor, attributions: Sequence[Attribution], *,
     index = {t: i for i, t in enumerate(unique)}
     for a, (own, rand, n_words) in zip(attributions, plans):
         prob = {t: float(probs[index[t], a.target]) for t in _texts([own, *rand])}
-        cost = {"passes": n_passes, "seconds": seconds}
         baseline = None
         if rand:
             runs = [_score(p, prob, "random", a.target, n_words, bins, steps) for p in rand]
-            baseline = dataclasses.replace(_mean_faithfulness(runs, random_seeds), n_texts=len(_texts(rand)), **cost)
+            baseline = dataclasses.replace(_mean_faithfulness(runs, random_seeds), n_texts=len(_texts(rand)),
+                                           passes=n_passes, seconds=seconds)
         res = _score(own, prob, a.method, a.target, n_words, bins, steps)
-        out.append(dataclasses.replace(res, baseline=baseline, **cost))
+        out.append(dataclasses.replace(res, baseline=baseline, passes=n_passes, seconds=seconds))
     return out
 
 
@@ -274,7 +274,7 @@ def default_k(n_words: int) -> int:
     return min(n_words, max(1, math.ceil(0.2 * n_words - 1e-9)))
 
 
-def rank_agreement(x: Sequence[float], y: Sequence[float], k: int | None = None) -> Agreement:
+def rank_agreement(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray, k: int | None = None) -> Agreement:
     """Spearman and Kendall correlation and top-k overlap of two aligned score vectors.
 
     Args:
@@ -294,7 +294,7 @@ def rank_agreement(x: Sequence[float], y: Sequence[float], k: int | None = None)
     return Agreement(_corr(stats.spearmanr, xa, ya), _corr(stats.kendalltau, xa, ya), overlap, k, n)
 
 
-def comparable_scores(scores: Sequence[float], signed: bool, other_signed: bool) -> np.ndarray:
+def comparable_scores(scores: Sequence[float] | np.ndarray, signed: bool, other_signed: bool) -> np.ndarray:
     """Scores to compare with another explainer's: signed when both are, magnitudes otherwise."""
     arr = np.asarray(scores, dtype=float)
     return arr if signed and other_signed else np.abs(arr)

@@ -338,7 +338,14 @@ def _evaluate(handle: Any, ds: TextDataset) -> dict[str, Any]:
 
 
 def export_model(prep: Prepared, model: Any, cfg: FinetuneConfig, folder: Path) -> dict[str, Any]:
-    """Write the trained model into ``folder``; returns the card entries that describe how it was saved."""
+    """Write the trained model into ``folder`` with a minimal card that ``model_zoo.load`` can read.
+
+    LoRA with ``merge`` and the other full-model methods save a plain Hugging Face model; prompt tuning,
+    bottleneck adapters and unmerged LoRA save the adapter with a reference to the base (card ``peft``).
+
+    Returns:
+        The card entries that say how the model was saved (``peft`` or ``merged``).
+    """
     model.eval()
     tokenizer = prep.tokenizer
     if is_adapter_method(cfg.method, cfg.method_config):
@@ -355,6 +362,7 @@ def export_model(prep: Prepared, model: Any, cfg: FinetuneConfig, folder: Path) 
         model.save_pretrained(folder, safe_serialization=True)
         entries = {"merged": cfg.method == "lora"}
     tokenizer.save_pretrained(folder)
+    store.write_card(folder, {"labels": prep.labels, **entries})
     return entries
 
 
@@ -412,7 +420,6 @@ def _finish(ctx: jobs.JobContext, cfg: FinetuneConfig, tcfg: TrainConfig, prep: 
     final = models_dir() / cfg.name if publish else ctx.dir / "model"
     try:
         entries = export_model(prep, model, cfg, staging)
-        store.write_card(staging, {"labels": prep.labels, **entries})  # load() reads how the model was saved
         handle = load(staging)  # measure the model exactly as it was saved
         metrics = {"validation": _evaluate(handle, splits.validation), "test": _evaluate(handle, splits.test)}
         card = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import torch
 
 from model_zoo.loading import bundled_encoder_path
 
+_ORIGINAL_HOME = os.environ.get("LOUPE_HOME")  # before the autouse fixture points it at a temp folder
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
@@ -52,3 +54,25 @@ def tiny_handle(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
     from model_zoo import load
 
     return load(str(tiny_model_dir), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def real_model_dir() -> Path:
+    """The real default model, built once (about 4 minutes on 2 cores) into a persistent store.
+
+    The store is ``LOUPE_TEST_HOME`` (default: ``LOUPE_HOME`` as the test run found it, else
+    ``~/.cache/loupe``), so later runs and the app reuse it.
+    """
+    from model_zoo.recipe import prepare
+
+    home = os.environ.get("LOUPE_TEST_HOME") or _ORIGINAL_HOME or str(Path.home() / ".cache" / "loupe")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LOUPE_HOME", home)
+        return prepare(quiet=True)
+
+
+@pytest.fixture(scope="session")
+def real_handle(real_model_dir: Path):  # type: ignore[no-untyped-def]
+    from model_zoo import load
+
+    return load(str(real_model_dir), device="cpu")

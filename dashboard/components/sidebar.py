@@ -48,8 +48,13 @@ def card_summary(handle: ModelHandle) -> None:
         rows.append(("data", data.get("name")))
     if info.get("created"):
         rows.append(("created", info["created"]))
-    lines = [f"| **{md(key)}** | {md(value)} |" for key, value in rows if value not in (None, "")]
-    st.markdown("| | |\n|---|---|\n" + "\n".join(lines))
+    cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+                    for k, v in rows if v not in (None, ""))
+    st.markdown(f'<table class="loupe-card">{cells}</table>'
+                "<style>.loupe-card{font-size:.8rem;border-collapse:collapse;width:100%}"
+                ".loupe-card th{text-align:left;padding:2px 6px 2px 0;color:#555;font-weight:600;"
+                "vertical-align:top;white-space:nowrap}.loupe-card td{padding:2px 0}"
+                ".loupe-card th,.loupe-card td{border:none}</style>", unsafe_allow_html=True)
 
 
 def model_sidebar() -> ModelHandle | None:

@@ -7,10 +7,12 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 import explainers.evaluation as ev
 from explainers import get
@@ -42,8 +44,23 @@ class CountingGet:
         return Proxy()
 
 
-def _run(model: Path, methods: list[str] = METHODS, **kwargs: Any) -> ev.EvaluationReport:
-    return ev.evaluate(str(model), "test", 5, methods, CHEAP, device="cpu", **kwargs)
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """The tiny model gains nothing from threads, and on a busy 2-core machine they make it 5x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _loaded_once(tiny_handle: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Serve the session's tiny model instead of loading it again for every evaluation."""
+    monkeypatch.setattr(ev, "load", lambda *args, **kwargs: tiny_handle)
+
+
+def _run(model: Path, methods: list[str] = METHODS, n: int = 5, **kwargs: Any) -> ev.EvaluationReport:
+    return ev.evaluate(str(model), "test", n, methods, CHEAP, device="cpu", random_seeds=(0,), **kwargs)
 
 
 def test_estimate_is_a_t_interval() -> None:
@@ -92,10 +109,11 @@ def test_evaluation_table_then_served_from_cache(tiny_model_dir: Path, monkeypat
 def test_cache_is_per_explainer_config(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     counter = CountingGet()
     monkeypatch.setattr(ev, "get", counter)
-    _run(tiny_model_dir, ["ig", "attention"])
+    _run(tiny_model_dir, ["ig", "attention"], n=3)
     counter.calls.clear()
-    report = ev.evaluate(str(tiny_model_dir), "test", 5, ["ig", "attention"], {"ig": {"n_steps": 6}}, device="cpu")
-    assert counter.calls == ["ig"] * 5  # a new IG config is a miss; attention is reused
+    report = ev.evaluate(str(tiny_model_dir), "test", 3, ["ig", "attention"], {"ig": {"n_steps": 6}}, device="cpu",
+                         random_seeds=(0,))
+    assert counter.calls == ["ig"] * 3  # a new IG config is a miss; attention is reused
     assert {r.method: r.cached for r in report.rows} == {"ig": False, "attention": True}
     assert {r.method: r for r in report.rows}["ig"].config["n_steps"] == 6
 
@@ -136,7 +154,7 @@ def test_bad_inputs_are_refused(tiny_model_dir: Path) -> None:
 
 def test_job_reports_progress_and_writes_the_table(tmp_path: Path, tiny_model_dir: Path) -> None:
     ctx = JobContext(tmp_path, {"model": str(tiny_model_dir), "split": "test", "n": 3, "methods": "attention,saliency",
-                                "configs": {}, "device": "cpu"}, _started=time.time())
+                                "configs": {}, "device": "cpu", "random_seeds": [0]}, _started=time.time())
     result = ev.run_job(ctx)
     assert [r["n"] for r in result["rows"]] == [3, 3]
     status = read_status(tmp_path)
@@ -149,7 +167,7 @@ def test_cli_evaluate_json_and_table(tiny_model_dir: Path, capsys: pytest.Captur
     from explainers.__main__ import main
 
     args = ["evaluate", "--model", str(tiny_model_dir), "--n", "2", "--methods", "attention,ig",
-            "--config", "ig.n_steps=4", "--device", "cpu", "--quiet"]
+            "--config", "ig.n_steps=4", "--device", "cpu", "--seeds", "0", "--quiet"]
     assert main([*args, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert {r["method"] for r in out["rows"]} == {"attention", "ig"} and out["n"] == 2

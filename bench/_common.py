@@ -1,0 +1,33 @@
+"""Shared bits of the bench scripts: the default model and a plain table printer."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# bench/explainers.py would shadow the `explainers` package: put the project root first, bench/ out.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+sys.path.insert(0, str(ROOT))
+
+
+def default_handle():  # type: ignore[no-untyped-def]
+    """The default model from LOUPE_HOME's store, built first if missing."""
+    from model_zoo import load
+    from model_zoo.recipe import prepare
+
+    return load(str(prepare()), device=os.environ.get("LOUPE_DEVICE", "auto"))
+
+
+def table(rows: list[dict], floatfmt: str = "{:.3f}") -> str:  # type: ignore[type-arg]
+    """Rows of dicts as an aligned plain-text table."""
+    if not rows:
+        return "(no rows)"
+    cols = list(rows[0])
+    cells = [[c for c in cols]] + [[floatfmt.format(r[c]) if isinstance(r[c], float) else str(r[c]) for c in cols]
+                                   for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
+    lines = ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

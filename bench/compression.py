@@ -1,0 +1,97 @@
+"""Compressed variants of the default model compared: ``python bench/compression.py [--variants ...]``.
+
+Prints one row per variant (original first): test accuracy and macro F1, agreement with the original's
+predictions, model latency p50/p95 at batch 1 and 32 (warm, same threads, interleaved in one run),
+throughput, size on disk, parameters, measured sparsity, peak memory, and explanation drift (Spearman of
+word scores, top-k overlap, change in comprehensiveness AOPC). Then checks the int8 target: at most 0.5x
+the fp32 latency at batch 1, with at most 1 point of accuracy lost.
+
+The model is read from the store (``LOUPE_HOME``); variants are made in memory and their folders written
+to a temporary directory (``--out`` keeps them), never into the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from explainers.compression_report import CompressConfig, format_table, run_compression  # noqa: E402
+from model_zoo import DEFAULT_MODEL_ID  # noqa: E402
+
+VARIANTS = "int8,prune-30,prune-50,layers-3,distill-3l"
+
+
+def _variants(names: str, recovery: int, distill_examples: int, epochs: float) -> list[dict[str, object]]:
+    out: list[dict[str, object]] = []
+    for name in (n.strip() for n in names.split(",") if n.strip()):
+        spec: dict[str, object] = {"name": name}
+        if name.startswith("layers-") and recovery:
+            spec.update(recovery_examples=recovery, epochs=epochs)
+        if name.startswith("distill-"):
+            spec.update(train_examples=distill_examples, epochs=epochs)
+        out.append(spec)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the comparison and print the table. Returns 0, or 1 when the int8 target is missed."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default=DEFAULT_MODEL_ID)
+    p.add_argument("--variants", default=VARIANTS, help=f"comma-separated (default {VARIANTS})")
+    p.add_argument("--methods", default="ig,shap", help="explainers compared for drift")
+    p.add_argument("--n-eval", type=int, default=0, help="test texts for accuracy (0: the whole split)")
+    p.add_argument("--n-drift", type=int, default=20, help="sentences explained for drift")
+    p.add_argument("--repeats", type=int, default=40, help="timed batches per variant and batch size")
+    p.add_argument("--recovery", type=int, default=500, help="layers-N: recovery fine-tune texts (0: none)")
+    p.add_argument("--distill-examples", type=int, default=2000, help="distill: training texts")
+    p.add_argument("--epochs", type=float, default=1.0, help="distill/recovery epochs")
+    p.add_argument("--out", default=None, help="keep variant folders here")
+    p.add_argument("--json-out", default=None, help="also write the full result as JSON here")
+    args = p.parse_args(argv)
+    cfg = CompressConfig(model=args.model, variants=_variants(args.variants, args.recovery, args.distill_examples,
+                                                              args.epochs),
+                         methods=args.methods, n_eval=args.n_eval, n_drift=args.n_drift, repeats=args.repeats,
+                         save_variants=args.out is not None)
+    workdir = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="loupe-bench-compress-"))
+    start = time.perf_counter()
+
+    def show(frac: float, message: str) -> None:
+        print(f"[{frac:4.0%} {time.perf_counter() - start:6.0f} s] {message}", file=sys.stderr, flush=True)
+
+    try:
+        result = run_compression(cfg, workdir, progress=show)
+    finally:
+        if args.out is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+    print(f"model {result['model']} on {result['device']}, {result['threads']} threads; accuracy on "
+          f"{result['eval_texts']} test texts; drift on {result['drift_texts']} sentences with {args.methods}; "
+          f"{result['seconds']:.0f} s")
+    print(format_table(result))
+    rows = {r["variant"]: r for r in result["rows"]}
+    for name, row in rows.items():
+        drift = ", ".join(f"{m}: rho {d.get('spearman')}, top-k {d.get('top_k_overlap')}, "
+                          f"d comp {d.get('delta_comp_aopc')}" if "skipped" not in d else f"{m}: skipped"
+                          for m, d in (row.get("drift") or {}).items())
+        made = row.get("compression", {}).get("seconds_to_make")
+        print(f"  {name}: {drift}" + (f"; made in {made} s" if made is not None else ""))
+    if "int8" not in rows:
+        return 0
+    ratio = rows["int8"]["latency_x_b1"]
+    lost = rows["original"]["accuracy"] - rows["int8"]["accuracy"]
+    ok = ratio <= 0.5 and lost <= 0.01
+    print(f"int8 target (<= 0.5x fp32 latency at batch 1, <= 1 point accuracy lost): {ratio:.2f}x, "
+          f"{100 * lost:.1f} points lost -> {'met' if ok else 'MISSED'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

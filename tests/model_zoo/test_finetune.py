@@ -1,0 +1,326 @@
+"""Fine-tuning: each method learns and trains only its own weights, saved models reload, killed jobs resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from model_zoo import ModelLoadError, jobs, load, store
+from model_zoo.data import TextDataset
+from model_zoo.errors import DatasetError, LoupeError
+from model_zoo.finetune import (
+    DataSpec,
+    FinetuneConfig,
+    export_model,
+    load_data,
+    prepare_model,
+    save_to_store,
+    validate_config,
+)
+from model_zoo.peft_support import METHODS
+from model_zoo.training import TrainConfig, make_trainer
+from tests.conftest import build_tiny_bert
+
+POS = ["good", "great", "fun", "love", "best", "superb"]
+NEG = ["bad", "awful", "boring", "hate", "worst", "dull"]
+LABELS = ["neg", "pos"]  # not the tiny base's names, so every run also exercises the new-head path
+# Per-method learning rates and settings that learn the toy task in a few steps on the tiny model.
+LR = {"full": 3e-3, "lora": 2e-2, "bitfit": 5e-2, "adapters": 1e-2, "prompt_tuning": 5e-2, "head_only": 5e-2}
+SMALL = {"lora": {"r": 4}, "adapters": {"bottleneck": 16}, "prompt_tuning": {"num_virtual_tokens": 2}}
+
+
+def _toy(n: int = 64, seed: int = 0) -> TextDataset:
+    """Texts of three positive or three negative words: learnable from any token."""
+    rng = random.Random(seed)
+    labels = [i % 2 for i in range(n)]
+    return TextDataset([" ".join(rng.sample(POS if y else NEG, 3)) for y in labels], labels, LABELS, "toy")
+
+
+def _toy_csv(path: Path, n: int = 100) -> Path:
+    ds = _toy(n, seed=1)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["review", "sentiment"])
+        writer.writerows([t, LABELS[y]] for t, y in zip(ds.texts, ds.labels))
+    return path
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny BERT from conftest with its matrices redrawn at std 0.3.
+
+    At the usual std 0.02 a random BERT gives nearly the same [CLS] vector for every text, so the methods
+    that freeze the encoder would have nothing to learn from.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    folder = build_tiny_bert(tmp_path_factory.mktemp("finetune") / "tiny-base")
+    model = AutoModelForSequenceClassification.from_pretrained(folder)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 2 and not name.startswith("classifier"):
+                p.normal_(std=0.3)
+    model.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Any:
+    """Tiny models train several times faster on one thread, above all on a busy shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _loss(model: Any, tokenizer: Any, ds: TextDataset) -> float:
+    model.eval()
+    enc = tokenizer(ds.texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], labels=torch.tensor(ds.labels))
+    return float(out.loss)
+
+
+def _probs(model: Any, tokenizer: Any, texts: list[str]) -> np.ndarray:
+    model.eval()
+    enc = tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        return torch.softmax(model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits, -1).numpy()
+
+
+def _train(model: Any, tokenizer: Any, ds: TextDataset, method: str, out: Path, epochs: float = 8) -> None:
+    cfg = TrainConfig(epochs=epochs, batch_size=16, learning_rate=LR[method], warmup_ratio=0.0, weight_decay=0.0)
+    make_trainer(model, tokenizer, ds, None, cfg, out).train()
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_each_method_learns_and_leaves_frozen_weights_alone(method: str, base: Path, tmp_path: Path) -> None:
+    prep = prepare_model(str(base), method, SMALL.get(method), LABELS, device="cpu")
+    assert prep.new_head and 0 < prep.trainable <= prep.total
+    ds = _toy()
+    frozen = {n: p.detach().clone() for n, p in prep.model.named_parameters() if not p.requires_grad}
+    trained = {n: p.detach().clone() for n, p in prep.model.named_parameters() if p.requires_grad}
+    before = _loss(prep.model, prep.tokenizer, ds)
+    _train(prep.model, prep.tokenizer, ds, method, tmp_path)
+    after = _loss(prep.model, prep.tokenizer, ds)
+    assert before > 0.65 and after < 0.5, (before, after)  # from chance (ln 2) to clearly learned
+    params = dict(prep.model.named_parameters())
+    assert all(torch.equal(params[n], v) for n, v in frozen.items()), "a frozen weight changed"
+    # The method's own weights moved, not just the head's.
+    own = [n for n in trained if "classifier" not in n]
+    assert own and any(not torch.equal(params[n], trained[n]) for n in own)
+
+
+def _numel(model: Any, keep: Any) -> int:
+    return sum(p.numel() for n, p in model.named_parameters() if keep(n))
+
+
+def test_trainable_parameter_counts(base: Path) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    plain = AutoModelForSequenceClassification.from_pretrained(base)
+    total = _numel(plain, lambda n: True)
+    head = _numel(plain, lambda n: n.startswith("classifier."))
+    hidden, layers = 32, 2
+
+    full = prepare_model(str(base), "full", None, LABELS, device="cpu")
+    assert full.trainable == full.total == total and full.fraction == 1.0
+
+    bitfit = prepare_model(str(base), "bitfit", None, LABELS, device="cpu")
+    names = [n for n, p in bitfit.model.named_parameters() if p.requires_grad]
+    assert all(n.endswith(".bias") or n.startswith("classifier.") for n in names)
+    assert bitfit.trainable == _numel(plain, lambda n: n.endswith(".bias")) + head - 2  # classifier.bias counted once
+
+    lora = prepare_model(str(base), "lora", {"r": 4}, LABELS, device="cpu")
+    names = [n for n, p in lora.model.named_parameters() if p.requires_grad]
+    assert names and all("lora_" in n or "modules_to_save" in n for n in names)
+    assert {n.split(".")[-4] for n in names if "lora_" in n} == {"query", "value"}
+    assert lora.trainable == layers * 2 * 4 * (hidden + hidden) + head
+
+    adapters = prepare_model(str(base), "adapters", {"bottleneck": 8, "train_layer_norm": False}, LABELS,
+                             device="cpu")
+    assert adapters.trainable == layers * (hidden * 8 + 8 + 8 * hidden + hidden) + head
+    both = prepare_model(str(base), "adapters", {"bottleneck": 8, "train_layer_norm": False, "placement": "both"},
+                         LABELS, device="cpu")
+    assert both.trainable - head == 2 * (adapters.trainable - head)
+
+    prompt = prepare_model(str(base), "prompt_tuning", {"num_virtual_tokens": 5}, LABELS, device="cpu")
+    assert prompt.trainable == 5 * hidden + head
+
+    head_only = prepare_model(str(base), "head_only", {"include_pooler": False}, LABELS, device="cpu")
+    assert head_only.trainable == head
+    with_pooler = prepare_model(str(base), "head_only", None, LABELS, device="cpu")
+    assert with_pooler.trainable == head + hidden * hidden + hidden
+
+
+def test_lora_counts_on_the_bundled_encoder() -> None:
+    """The real MiniLM (6 layers, 384 wide) gets a new head and LoRA on its query/value projections."""
+    prep = prepare_model("minilm-base", "lora", {"r": 8}, ["a", "b", "c"], device="cpu")
+    assert prep.new_head and prep.labels == ["a", "b", "c"]
+    assert prep.trainable == 6 * 2 * 8 * (384 + 384) + (384 * 3 + 3)
+    assert 0.003 < prep.fraction < 0.004
+
+
+@pytest.mark.parametrize("method,config", [("lora", {"r": 4}), ("lora", {"r": 4, "merge": False}),
+                                           ("prompt_tuning", {"num_virtual_tokens": 2}),
+                                           ("adapters", {"bottleneck": 16})])
+def test_saved_model_reloads_with_the_same_predictions(method: str, config: dict[str, Any], base: Path,
+                                                       tmp_path: Path) -> None:
+    own_base = shutil.copytree(base, tmp_path / "base")  # this test changes its base at the end
+    prep = prepare_model(str(own_base), method, config, LABELS, device="cpu")
+    ds = _toy(32)
+    _train(prep.model, prep.tokenizer, ds, method, tmp_path / "out", epochs=2)
+    texts = ["good fun", "awful and boring", "love it", "the worst"]
+    expected = _probs(prep.model, prep.tokenizer, texts)
+    folder = tmp_path / "saved"
+    cfg = FinetuneConfig(base=str(own_base), method=method, method_config=config)
+    export_model(prep, prep.model, cfg, folder)
+    adapter = store.read_card(folder).get("peft")
+    assert (adapter is None) == (method == "lora" and config.get("merge", True))
+    assert (folder / "model.safetensors").exists() == (adapter is None)  # adapters do not copy the base
+
+    handle = load(str(folder), device="cpu")
+    assert handle.labels == dict(enumerate(LABELS))
+    np.testing.assert_allclose(handle.predict_proba(texts), expected, atol=1e-5)
+    if adapter is not None:  # the card pins the base's weights: a changed base is refused, not silently used
+        other = build_tiny_bert(tmp_path / "other", seed=7)
+        shutil.copy(other / "model.safetensors", own_base / "model.safetensors")
+        with pytest.raises(ModelLoadError, match="different version"):
+            load(str(folder), device="cpu")
+
+
+def _metric_records(job_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    records = jobs.metrics(job_id)
+    return ([r for r in records if r.get("split") == "train"], [r for r in records if r.get("split") == "validation"])
+
+
+def test_cli_runs_the_job_and_publishes_a_card(base: Path, tmp_path: Path) -> None:
+    from model_zoo.__main__ import main
+
+    data = _toy_csv(tmp_path / "toy.csv")
+    rc = main(["finetune", "--base", str(base), "--data", str(data), "--text-column", "review",
+               "--label-column", "sentiment", "--method", "lora", "--set", "r=4", "--epochs", "4",
+               "--batch-size", "9", "--lr", "0.02", "--eval-steps", "10", "--name", "toy-lora", "--quiet"])
+    assert rc == 0
+    card = store.read_card(store.model_path("toy-lora"))
+    assert card["method"] == "lora" and card["merged"] and card["method_config"]["r"] == 4
+    assert card["base_model"] == str(base) and card["labels"] == LABELS
+    assert 0 < card["trainable_parameters"] < card["total_parameters"]
+    assert card["hyperparameters"]["learning_rate"] == 0.02 and card["steps"] == 40
+    assert any("validation split" in note for note in card["data"]["notes"])  # CSV: test = validation
+    assert card["metrics"]["test"] == card["metrics"]["validation"]
+    assert card["metrics"]["test"]["accuracy"] >= 0.9
+    assert np.asarray(card["metrics"]["test"]["confusion_matrix"]).sum() == 10
+    handle = load("toy-lora", device="cpu")
+    assert handle.predict_proba(["great fun"])[0].argmax() == 1
+
+    job_id = card["job"]
+    assert jobs.status(job_id)["state"] == "done"
+    train, val = _metric_records(job_id)
+    assert len(train) >= 10 and all(r["loss"] > 0 for r in train)
+    assert [r["step"] for r in val] == [10, 20, 30, 40] and all(0 <= r["accuracy"] <= 1 for r in val)
+    assert not any((jobs.job_dir(job_id) / "checkpoints").glob("checkpoint-*"))  # removed once saved
+
+
+def test_killed_job_resumes_from_its_last_checkpoint(base: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the job process inherits it
+    cfg = FinetuneConfig(base=str(base), method="adapters", name="toy-resumed", publish=False,
+                         data=DataSpec(str(_toy_csv(tmp_path / "toy.csv")), "review", "sentiment"),
+                         method_config={"bottleneck": 8},
+                         train={"epochs": 4, "batch_size": 6, "learning_rate": 0.01, "eval_steps": 0,
+                                "save_steps": 5})
+    job_id = jobs.start("finetune", cfg.to_dict())
+    ckpts = jobs.jobs_dir() / job_id / "checkpoints"
+    deadline = time.time() + 60
+    while not list(ckpts.glob("checkpoint-*/.complete")):
+        assert time.time() < deadline and jobs.status(job_id)["state"] in jobs.ACTIVE, jobs.log_tail(job_id)
+        time.sleep(0.05)
+    os.killpg(os.getpgid(int(jobs.status(job_id)["pid"])), signal.SIGKILL)
+    while jobs.status(job_id)["state"] != "interrupted":
+        assert time.time() < deadline + 20
+        time.sleep(0.2)
+    saved = max(int(p.parent.name.split("-")[1]) for p in ckpts.glob("checkpoint-*/.complete"))
+
+    jobs.resume(job_id)
+    st = jobs.wait(job_id, timeout=120)
+    assert st["state"] == "done", jobs.log_tail(job_id)
+    res = jobs.result(job_id)
+    assert res is not None and res["resumed_from_step"] == saved > 0
+    assert res["steps"] == 60 and not res["published"] and res["model_id"] is None
+    train, _ = _metric_records(job_id)
+    steps = [r["step"] for r in train]
+    assert steps == sorted(set(steps)) and steps[-1] == 60  # no records kept from the steps that were redone
+    assert {"event": "resumed", "step": saved}.items() <= next(r for r in jobs.metrics(job_id) if "event" in r).items()
+
+    assert store.model_path("toy-resumed") is None  # private to the job until saved
+    private = load(res["path"], device="cpu")
+    assert private.id == f"job:{job_id}"
+    save_to_store(job_id, "toy-resumed")
+    stored = load("toy-resumed", device="cpu")
+    assert stored.id == "toy-resumed"
+    texts = ["good fun", "the worst"]
+    np.testing.assert_allclose(stored.predict_proba(texts), private.predict_proba(texts), atol=1e-6)
+    with pytest.raises(LoupeError, match="already has"):
+        save_to_store(job_id, "toy-resumed")
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"text,label\nfine,1\nok,0\n", "Missing column"),
+    (b"review,sentiment\nfine,pos\nok,pos\n", "Only one class"),
+    (("review,sentiment\n" + "".join(f"t{i},c{i}\n" for i in range(51))).encode(), "at most 50"),
+    ("review,sentiment\ncaf\u00e9,pos\n".encode("latin-1"), "not valid UTF-8"),
+])
+def test_bad_csv_gets_its_message(content: bytes, message: str, tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    with pytest.raises(DatasetError, match=message):
+        load_data(DataSpec(str(path), "review", "sentiment"))
+
+
+def test_empty_rows_are_dropped_and_counted(tmp_path: Path) -> None:
+    rows = [f"{w},{LABELS[i % 2]}" for i, w in enumerate(POS + NEG)] + [",pos", "  ,neg"]
+    path = tmp_path / "gaps.csv"
+    path.write_text("review,sentiment\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    summary = load_data(DataSpec(str(path), "review", "sentiment", validation_fraction=0.25)).summary()
+    assert summary["train"]["size"] + summary["validation"]["size"] == 12
+    assert "Dropped 2 row(s)" in summary["notes"][0]
+    assert set(summary["train"]["classes"]) == set(LABELS)
+
+
+def test_rotten_tomatoes_sample_is_seeded() -> None:
+    a, b = load_data(DataSpec("rt", limit=50, validation_limit=20), seed=3), load_data(DataSpec("rt", limit=50), 3)
+    assert len(a.train) == 50 and len(a.validation) == 20 and len(a.test) > 1000 and not a.test_is_validation
+    assert a.train.texts == b.train.texts and a.labels == ["negative", "positive"]
+
+
+def test_validate_config_refuses_bad_settings(tmp_path: Path, tiny_model_dir: Path) -> None:
+    ok = FinetuneConfig(name="fresh-name")
+    assert validate_config(ok) is ok
+    with pytest.raises(LoupeError, match="Unknown fine-tuning method"):
+        validate_config(FinetuneConfig(method="qlora", name="x"))
+    with pytest.raises(LoupeError, match="no setting"):
+        validate_config(FinetuneConfig(method="bitfit", method_config={"r": 4}, name="x"))
+    with pytest.raises(LoupeError, match="Bad lora settings"):
+        validate_config(FinetuneConfig(method="lora", method_config={"r": 0}, name="x"))
+    with pytest.raises(LoupeError, match="not a usable model name"):
+        validate_config(FinetuneConfig(name="../escape"))
+    with pytest.raises(LoupeError, match="Early stopping"):
+        validate_config(FinetuneConfig(name="x", train={"eval_steps": 0, "early_stopping_patience": 2}))
+    shutil.copytree(tiny_model_dir, store.models_dir() / "taken")
+    with pytest.raises(LoupeError, match="already has"):
+        validate_config(FinetuneConfig(name="taken"))
+    assert validate_config(FinetuneConfig(name="taken", overwrite=True)).overwrite
+    assert json.loads(json.dumps(ok.to_dict())) == FinetuneConfig.from_dict(ok.to_dict()).to_dict()
