@@ -106,3 +106,17 @@ def example_sentences(n: int = 6) -> list[str]:
             by_label.setdefault(label, []).append(text)
     interleaved = [t for group in zip(*by_label.values()) for t in group]
     return interleaved[:n]
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def _faithfulness(key: str, text: str, method: str, config: str, target: int | None, _handle: ModelHandle,
+                  _attribution: Attribution) -> Any:
+    from explainers.metrics import faithfulness
+
+    return faithfulness(_handle, _attribution)
+
+
+def faithfulness(handle: ModelHandle, attribution: Attribution) -> Any:
+    """Faithfulness (ERASER AOPC, deletion/insertion, random baseline) of a result; one batched call, cached."""
+    return _faithfulness(model_key(handle), attribution.text, attribution.method,
+                         json.dumps(attribution.params, sort_keys=True), attribution.target, handle, attribution)

@@ -429,7 +429,7 @@ def weight_bytes(model: nn.Module) -> int:
     return int(total)
 
 
-def size_on_disk(model: nn.Module) -> tuple[int, str]:
+def size_on_disk(model: Any) -> tuple[int, str]:
     """Bytes of the saved weights and how they were saved.
 
     int8 models go through ``torch.save(state_dict)`` (safetensors cannot hold packed quantised tensors);

@@ -420,7 +420,7 @@ def _finish(ctx: jobs.JobContext, cfg: FinetuneConfig, tcfg: TrainConfig, prep: 
     final = models_dir() / cfg.name if publish else ctx.dir / "model"
     try:
         entries = export_model(prep, model, cfg, staging)
-        handle = load(staging)  # measure the model exactly as it was saved
+        handle = load(staging, attn_implementation="sdpa")  # measure the model exactly as it was saved
         metrics = {"validation": _evaluate(handle, splits.validation), "test": _evaluate(handle, splits.test)}
         card = {
             "id": cfg.name if publish else f"job:{job_id}",

@@ -9,7 +9,7 @@ import streamlit as st
 
 import explainers
 from dashboard import services, state
-from dashboard.components import charts
+from dashboard.components import charts, quality
 from dashboard.components.highlight import CSS, highlight_html, legend_html
 from dashboard.components.sidebar import md, page_setup
 from dashboard.components.widgets import config_widgets
@@ -126,6 +126,17 @@ def render_card(a: Attribution) -> None:
         facts.append(f"local fit R² {a.extras['r2']:.2f}")
     st.caption(" · ".join(facts))
     st.markdown(highlight_html(a, granularity), unsafe_allow_html=True)
+    try:
+        faith = state.faithfulness(handle, a)
+    except LoupeError as err:
+        st.caption(f"Faithfulness not available: {err}")
+    else:
+        faiths[a.method] = faith
+        st.markdown(quality.faithfulness_line(faith), unsafe_allow_html=True,
+                    help="ERASER metrics over the top 1/5/10/20/50% of words. Comprehensiveness: how much the "
+                         "target probability drops when the top words are deleted (higher is better). "
+                         "Sufficiency: how much it drops when only they are kept (lower is better). The random "
+                         "ranking of the same words gives the scale.")
     if a.method == "attention":
         render_attention(a)
     rows = [(w.text, w.score) for w in a.words] if granularity == "words" else [
@@ -169,6 +180,8 @@ top = st.container()  # legend and notices, filled once the first result is in
 shown = [m for m in req.methods if m in choices]
 rows = [shown[i:i + 2] for i in range(0, len(shown), 2)] if layout == "grid" else [[m] for m in shown]
 first: Attribution | None = None
+done: list[Attribution] = []
+faiths: dict = {}
 for row in rows:
     for where, method in zip(st.columns(len(row)) if len(row) > 1 else [st.container()], row):
         with where:
@@ -179,6 +192,7 @@ for row in rows:
                     st.error(f"{choices[method]}: {err}")
                     continue
             render_card(a)
+            done.append(a)
         if first is None:
             first = a
             with top:
@@ -187,3 +201,23 @@ for row in rows:
                                "seen by the model or the explainers.")
                 st.markdown(legend_html(a.target_label, True) + legend_html(a.target_label, False),
                             unsafe_allow_html=True)
+
+if len(done) > 1:
+    st.divider()
+    left, right = st.columns(2, gap="large")
+    with left:
+        st.markdown("#### Agreement between explainers", help="Spearman correlation of word scores (signed "
+                    "scores as they are; magnitudes when one explainer is unsigned).")
+        fig, flags = quality.agreement_matrix(done, choices)
+        st.plotly_chart(fig, width="stretch", key="loupe_agreement", config={"displayModeBar": False})
+        for flag in flags:
+            st.warning(flag, icon="⚖️")
+        if not flags:
+            st.success("The explainers agree on at least half of the top words.", icon="✅")
+    with right:
+        st.markdown("#### Deletion curves", help="The target probability as each explainer's top words are "
+                    "deleted, most important first. A faithful explanation falls fast; compare with random.")
+        curves = [(choices[a.method], faiths[a.method]) for a in done if a.method in faiths]
+        if curves:
+            st.plotly_chart(quality.deletion_chart(curves), width="stretch", key="loupe_deletion",
+                            config={"displayModeBar": False})

@@ -45,4 +45,4 @@ for card in cards:
             st.code(card["path"], language=None)
             if st.button("Explain with this model", key=f"loupe_use_{card['id']}"):
                 st.session_state[state.MODEL] = card["id"]
-                st.switch_page("pages/explain.py")
+                st.switch_page("app_pages/explain.py")

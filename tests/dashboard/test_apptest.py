@@ -50,8 +50,11 @@ def _explain(at: AppTest, text: str) -> AppTest:
     return at
 
 
+SECTIONS = ("#### Agreement between explainers", "#### Deletion curves")
+
+
 def _card_titles(at: AppTest) -> list[str]:
-    return [m.value for m in at.markdown if m.value.startswith("#### ")]
+    return [m.value for m in at.markdown if m.value.startswith("#### ") and m.value not in SECTIONS]
 
 
 def test_explain_page_loads_with_defaults(tiny_store: str) -> None:
@@ -73,6 +76,9 @@ def test_explaining_an_example_shows_each_explainer(tiny_store: str) -> None:
     at.run()
     assert not at.exception and not at.error
     assert len(_card_titles(at)) == 4
+    # Beside each explanation its faithfulness; below, agreement and deletion curves across them.
+    assert sum("Comprehensiveness AOPC" in m.value for m in at.markdown) == 4
+    assert all(s in [m.value for m in at.markdown] for s in SECTIONS)
     assert at.query_params["methods"] == ["ig,shap,lime,attention"] or at.query_params["methods"] == \
         "ig,shap,lime,attention"
 
@@ -119,7 +125,7 @@ def test_permalink_reopens_explanation(tiny_store: str) -> None:
 
 
 def test_models_page_lists_store(tiny_store: str) -> None:
-    at = _app("pages/models.py")
+    at = _app("app_pages/models.py")
     assert not at.exception
     assert at.dataframe and "tiny" in at.dataframe[0].value["id"].tolist()
 

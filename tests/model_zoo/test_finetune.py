@@ -87,17 +87,20 @@ def _one_thread() -> Any:
 
 def _loss(model: Any, tokenizer: Any, ds: TextDataset) -> float:
     model.eval()
-    enc = tokenizer(ds.texts, padding=True, return_tensors="pt")
+    device = next(model.parameters()).device  # Trainer moves the model to the GPU when there is one
+    enc = tokenizer(ds.texts, padding=True, return_tensors="pt").to(device)
     with torch.no_grad():
-        out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], labels=torch.tensor(ds.labels))
+        out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                    labels=torch.tensor(ds.labels, device=device))
     return float(out.loss)
 
 
 def _probs(model: Any, tokenizer: Any, texts: list[str]) -> np.ndarray:
     model.eval()
-    enc = tokenizer(texts, padding=True, return_tensors="pt")
+    enc = tokenizer(texts, padding=True, return_tensors="pt").to(next(model.parameters()).device)
     with torch.no_grad():
-        return torch.softmax(model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits, -1).numpy()
+        logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
+    return torch.softmax(logits.float(), -1).cpu().numpy()
 
 
 def _train(model: Any, tokenizer: Any, ds: TextDataset, method: str, out: Path, epochs: float = 8) -> None:
@@ -116,7 +119,7 @@ def test_each_method_learns_and_leaves_frozen_weights_alone(method: str, base: P
     _train(prep.model, prep.tokenizer, ds, method, tmp_path)
     after = _loss(prep.model, prep.tokenizer, ds)
     assert before > 0.65 and after < 0.5, (before, after)  # from chance (ln 2) to clearly learned
-    params = dict(prep.model.named_parameters())
+    params = {n: p.detach().cpu() for n, p in prep.model.named_parameters()}
     assert all(torch.equal(params[n], v) for n, v in frozen.items()), "a frozen weight changed"
     # The method's own weights moved, not just the head's.
     own = [n for n in trained if "classifier" not in n]
