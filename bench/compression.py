@@ -20,10 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import _common  # noqa: F401  (puts the project root first on sys.path, bench/ out)
 
-from explainers.compression_report import CompressConfig, format_table, run_compression  # noqa: E402
-from model_zoo import DEFAULT_MODEL_ID  # noqa: E402
+from explainers.compression_report import CompressConfig, format_table, run_compression
+from model_zoo import DEFAULT_MODEL_ID
 
 VARIANTS = "int8,prune-30,prune-50,layers-3,distill-3l"
 

@@ -51,11 +51,15 @@ def scale_of(a: Attribution, granularity: str = "words") -> float:
     return max((abs(u[2]) for u in units(a, granularity)), default=0.0)
 
 
-def highlight_html(a: Attribution, granularity: str = "words") -> str:
-    """The original text with each unit's background set by its score (escaped, self-contained)."""
+def highlight_html(a: Attribution, granularity: str = "words", scale: float | None = None) -> str:
+    """The original text with each unit's background set by its score (escaped, self-contained).
+
+    ``scale`` is the magnitude shown at full colour (default: this attribution's largest); pass one
+    shared value to put several attributions on the same scale.
+    """
     parts: list[str] = []
     pos = 0
-    scale = scale_of(a, granularity)
+    scale = scale if scale is not None else scale_of(a, granularity)
     for start, end, score, label in sorted(units(a, granularity)):
         if start < pos:  # overlapping pieces (rare tokenizers): skip rather than duplicate text
             continue

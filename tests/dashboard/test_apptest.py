@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from model_zoo import store
 from model_zoo.paths import models_dir
+from tests.conftest import build_tiny_bert
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 PAYLOAD = '"><img src=x onerror=alert(1)><script>alert(1)</script>'
@@ -135,3 +136,25 @@ def test_no_model_at_all_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
     at = _app()
     assert not at.exception
     assert any("Could not load the model" in e.value for e in at.error)
+
+
+def test_compare_page_shows_drift(tiny_store: str, tmp_path: Path) -> None:
+    folder = build_tiny_bert(models_dir() / "tiny-b", seed=1)
+    store.write_card(folder, {"id": "tiny-b", "labels": ["negative", "positive"]})
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params.update({"models": "tiny,tiny-b", "text": "a fine, warm film", "methods": "saliency,ablation"})
+    at.run()
+    at.switch_page("app_pages/compare.py")
+    at.run()
+    assert not at.exception and not at.error
+    assert at.multiselect(key="loupe_cmp_models").value == ["tiny", "tiny-b"]
+    drift = at.dataframe[-1].value
+    assert list(drift["model"]) == ["tiny-b", "tiny-b"]
+    assert drift["Spearman"].between(-1, 1).all()
+    assert sum('class="loupe-text"' in m.value for m in at.markdown) == 4  # 2 explainers x 2 models
+
+
+def test_compare_page_needs_two_models(tiny_store: str) -> None:
+    at = _app("app_pages/compare.py")
+    assert not at.exception
+    assert next(b for b in at.button if b.label == "Compare").disabled

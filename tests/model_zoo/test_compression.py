@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -174,16 +173,10 @@ def test_measure_reports_every_column(tiny_handle) -> None:  # type: ignore[no-u
 
 
 @pytest.mark.real_model
-def test_int8_agrees_with_fp32_on_the_default_model(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_int8_agrees_with_fp32_on_the_default_model(real_model_dir: Path) -> None:
     """The int8 variant of rt-sentiment-minilm predicts the fp32 class on at least 95% of 300 test texts."""
-    from model_zoo import DEFAULT_MODEL_ID
-    from model_zoo.recipe import prepare
-
-    monkeypatch.setenv("LOUPE_HOME", os.path.expanduser(os.environ.get("LOUPE_TEST_HOME", "~/.cache/loupe")))
-    prepare(DEFAULT_MODEL_ID, quiet=True)
-    handle = load(DEFAULT_MODEL_ID, device="cpu", attn_implementation="sdpa")
-    test = rotten_tomatoes("test")
-    texts = test.texts[::4][:300]
+    handle = load(str(real_model_dir), device="cpu", attn_implementation="sdpa")
+    texts = rotten_tomatoes("test").texts[::4][:300]
     fp32 = handle.predict_proba(texts).argmax(axis=1)
     int8 = make_variant(handle, "int8").handle.predict_proba(texts).argmax(axis=1)
     agreement = float((fp32 == int8).mean())
