@@ -158,3 +158,24 @@ def test_compare_page_needs_two_models(tiny_store: str) -> None:
     at = _app("app_pages/compare.py")
     assert not at.exception
     assert next(b for b in at.button if b.label == "Compare").disabled
+
+
+def test_evaluate_page_shows_finished_job(tiny_store: str) -> None:
+    from model_zoo import jobs
+
+    job_id = jobs.start("evaluate", {"model": "tiny", "split": "test", "n": 5, "methods": ["saliency", "attention"]})
+    assert jobs.wait(job_id, timeout=240)["state"] == "done"
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params["job"] = job_id
+    at.run()
+    at.switch_page("app_pages/evaluate.py")
+    at.run()
+    assert not at.exception and not at.error
+    table = at.dataframe[-1].value
+    assert set(table["explainer"]) == {"Saliency", "Attention (rollout)", "random ranking (scale)"}
+
+
+def test_evaluate_page_loads(tiny_store: str) -> None:
+    at = _app("app_pages/evaluate.py")
+    assert not at.exception
+    assert at.number_input[0].value == 100

@@ -1,0 +1,77 @@
+"""Evaluate explainers over a dataset: which explainer to trust for this model (a background job)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+import explainers
+from dashboard import state
+from dashboard.components.jobs import job_panel
+from dashboard.components.sidebar import md, page_setup
+from model_zoo import jobs
+
+handle = page_setup("Evaluate explainers")
+st.caption("Runs the explainers over N sentences of a split and ranks them by faithfulness (ERASER "
+           "comprehensiveness and sufficiency AOPC, with a random ranking for scale), agreement and cost. "
+           "It runs in the background; results are cached on disk per model, dataset and explainer settings.")
+if handle is None:
+    st.info("Pick a model in the sidebar first.")
+    st.stop()
+
+model = st.session_state.get(state.MODEL, handle.id)
+choices = {e.name: e.title for e in explainers.available(handle)}
+c1, c2, c3 = st.columns([1, 1, 3])
+split = c1.selectbox("Split", ["test", "validation"], help="Rotten Tomatoes split to sample from")
+n = int(c2.number_input("Sentences", min_value=5, max_value=1000, value=100, step=5))
+methods = c3.multiselect("Explainers", list(choices), format_func=choices.get,
+                         default=[m for m in explainers.DEFAULT_METHODS if m in choices])
+st.caption(f"Rough cost on a CPU: IG and SHAP take 1–3 s per sentence, LIME about as long, attention much less; "
+           f"{n} sentences × {len(methods)} explainers is minutes. Finished sentences are kept if you cancel.")
+if st.button("Run evaluation", type="primary", disabled=not methods):
+    job_id = jobs.start("evaluate", {"model": model, "split": split, "n": n, "methods": methods})
+    st.query_params["job"] = job_id
+
+job_id = st.query_params.get("job")
+if not job_id:
+    recent = [j for j in jobs.list_jobs("evaluate")][:5]
+    if recent:
+        st.caption("Recent evaluations:")
+        for j in recent:
+            if st.button(f"{j['id']} · {j.get('state')}", key=f"loupe_eval_{j['id']}"):
+                st.query_params["job"] = j["id"]
+                st.rerun()
+    st.stop()
+
+st.divider()
+status = job_panel(job_id, key="loupe_eval")
+result = jobs.result(job_id) if status.get("state") == "done" else None
+if not result:
+    st.stop()
+
+
+def fmt(e: dict) -> str:  # type: ignore[type-arg]
+    if e.get("mean") is None:
+        return "–"
+    return f"{e['mean']:.3f}" + (f" ± {e['ci']:.3f}" if e.get("ci") is not None else "")
+
+
+st.markdown(f"#### Ranking on {md(result['model'])} · {md(result['dataset'])} · {result['n']} sentences")
+rows = list(result["rows"]) + ([result["random"]] if result.get("random") else [])
+table = pd.DataFrame([{
+    "rank": i + 1 if r["method"] != "random" else "",
+    "explainer": r["title"] if r["method"] != "random" else "random ranking (scale)",
+    "comprehensiveness AOPC ↑": fmt(r["comp_aopc"]), "sufficiency AOPC ↓": fmt(r["suff_aopc"]),
+    "deletion AUC ↓": fmt(r["deletion_auc"]), "agreement ρ": fmt(r["agreement"]),
+    "passes": fmt(r["passes"]), "seconds": fmt(r["seconds"]),
+} for i, r in enumerate(rows)])
+st.dataframe(table, hide_index=True, width="stretch")
+fig = go.Figure()
+for r in rows:
+    fig.add_trace(go.Bar(x=[r["title"] if r["method"] != "random" else "random"], y=[r["comp_aopc"]["mean"] or 0],
+                         error_y=dict(type="data", array=[r["comp_aopc"].get("ci") or 0]), showlegend=False,
+                         marker_color="#999" if r["method"] == "random" else "#2166ac"))
+fig.update_layout(height=320, margin=dict(l=0, r=0, t=30, b=0), yaxis_title="comprehensiveness AOPC",
+                  title=dict(text="Higher is more faithful (mean ± 95% CI)", font=dict(size=13)))
+st.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
