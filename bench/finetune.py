@@ -41,7 +41,9 @@ def run_one(method: str, base: str, limit: int, epochs: float) -> dict[str, obje
     cuda = torch.cuda.is_available()
     peak = torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {"method": METHODS[method].title, "train_s": res["train_seconds"], "job_s": res["seconds"],
-            "steps": res["steps"], "trainable_pct": 100 * res["trainable"] / res["total"],
+            "steps": res["steps"], "train_loss": res["train_loss"],
+            "val_cm": res["metrics"]["validation"]["confusion_matrix"],
+            "trainable_pct": 100 * res["trainable"] / res["total"],
             "peak_mib": peak / 2**20, "peak_kind": "GPU allocated" if cuda else "RSS",
             "val_acc": res["metrics"]["validation"]["accuracy"], "test_acc": res["metrics"]["test"]["accuracy"],
             "device": "cuda" if cuda else f"cpu ({torch.get_num_threads()} threads)"}
@@ -78,13 +80,17 @@ def main() -> int:
         return 1
     print(f"\nFine-tuning {args.base} on {args.limit} Rotten Tomatoes training sentences, {args.epochs:g} epoch, "
           f"each method's default recipe; device {rows[0]['device']}\n")
-    header = f"| {'method':<26} | train s | job s | steps | trainable % | peak MiB ({rows[0]['peak_kind']}) | val acc |"
-    print(header)
-    print("|" + "|".join("-" * (len(c) + 2) for c in header.strip("| ").split(" | ")) + "|")
-    for r in rows:
-        print(f"| {r['method']:<26} | {r['train_s']:>7.1f} | {r['job_s']:>5.1f} | {r['steps']:>5} | "
-              f"{r['trainable_pct']:>11.3f} | {r['peak_mib']:>{len(header.split(' | ')[5])}.0f} | "
-              f"{r['val_acc']:>7.3f} |")
+    cols = [("method", "method", "{}"), ("train s", "train_s", "{:.1f}"), ("job s", "job_s", "{:.1f}"),
+            ("steps", "steps", "{}"), ("train loss", "train_loss", "{:.3f}"),
+            ("trainable %", "trainable_pct", "{:.3f}"), (f"peak MiB ({rows[0]['peak_kind']})", "peak_mib", "{:.0f}"),
+            ("val acc", "val_acc", "{:.3f}"), ("val confusion", "val_cm", "{}")]
+    cells = [[c[0] for c in cols]] + [[fmt.format(r[key]) for _, key, fmt in cols] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
+    for n, row in enumerate(cells):
+        print("| " + " | ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths)))
+              + " |")
+        if n == 0:
+            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return 0
 
 

@@ -459,8 +459,8 @@ def _finish(ctx: jobs.JobContext, cfg: FinetuneConfig, tcfg: TrainConfig, prep: 
             f"saved to {final}")
     return {"model_id": cfg.name if publish else None, "path": str(final), "published": publish, "note": note,
             "metrics": metrics, "seconds": card["seconds"], "train_seconds": card["train_seconds"],
-            "steps": card["steps"], "resumed_from_step": resumed_from, "trainable": prep.trainable,
-            "total": prep.total, "method": cfg.method}
+            "steps": card["steps"], "train_loss": card["train_loss"], "resumed_from_step": resumed_from,
+            "trainable": prep.trainable, "total": prep.total, "method": cfg.method}
 
 
 # --- entry points for the page and the CLI -------------------------------------------------------------

@@ -14,8 +14,9 @@ import torch
 
 from model_zoo.errors import EmptyTextError
 
-# Passes made inside ``handle.meter()``; a ContextVar so concurrent sessions (threads) count apart.
-_METER: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("loupe_meter", default=None)
+# The open ``handle.meter()`` boxes, innermost last; a ContextVar so concurrent sessions (threads) count
+# apart. A pass counts in every open meter, so nested meters add up.
+_METERS: contextvars.ContextVar[tuple[list[int], ...]] = contextvars.ContextVar("loupe_meters", default=())
 
 
 @dataclass
@@ -65,19 +66,18 @@ class ModelHandle:
         """Record ``n`` forward (or forward+backward) passes."""
         with self._lock:
             self.total_passes += n
-        meter = _METER.get()
-        if meter is not None:
-            meter[0] += n
+        for box in _METERS.get():
+            box[0] += n
 
     @contextlib.contextmanager
     def meter(self) -> Iterator[list[int]]:
         """Count the passes made inside the block: ``with h.meter() as m: ...; m[0]``."""
         box = [0]
-        token = _METER.set(box)
+        token = _METERS.set((*_METERS.get(), box))
         try:
             yield box
         finally:
-            _METER.reset(token)
+            _METERS.reset(token)
 
     # --- tokenization -------------------------------------------------------------------------
     def encode(self, text: str) -> Encoded:

@@ -161,3 +161,11 @@ def test_encode_truncates_long_text_and_refuses_empty(tiny_handle) -> None:  # t
     assert not tiny_handle.encode("just a few words").truncated
     with pytest.raises(EmptyTextError):
         tiny_handle.encode("   \n\t")
+
+
+def test_nested_meters_add_up(tiny_handle) -> None:  # type: ignore[no-untyped-def]
+    with tiny_handle.meter() as outer:
+        tiny_handle.predict_proba(["one"])
+        with tiny_handle.meter() as inner:
+            tiny_handle.predict_proba(["two", "three"], batch_size=1)
+    assert (outer[0], inner[0]) == (3, 2)
