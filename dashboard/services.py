@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,3 +35,29 @@ def run_one(handle: ModelHandle, req: ExplainRequest, method: str) -> explainers
     """One explainer's result for the request (cached)."""
     config = req.configs.get(method) or explainers.get(method).Config()
     return state.explain(handle, req.text, method, config, req.target)
+
+
+def permalink(params: dict[str, str]) -> str:
+    """The full URL of this view with ``params`` as its query string."""
+    import urllib.parse
+
+    import streamlit as st
+
+    base = (st.context.url or "").split("?")[0] or "http://localhost:8501/"
+    return f"{base}?{urllib.parse.urlencode(params)}" if params else base
+
+
+def report_png(page_html: str) -> bytes:
+    """Render a report to PNG with headless Chromium (network blocked)."""
+    import tempfile
+    from pathlib import Path
+
+    from dashboard.report import render_png
+
+    chromium = os.environ.get("LOUPE_CHROMIUM", "/usr/bin/chromium")
+    if not Path(chromium).exists():
+        raise RuntimeError(f"no Chromium at {chromium}; install it (apt-get install chromium) or set LOUPE_CHROMIUM")
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "report.html"
+        src.write_text(page_html, encoding="utf-8")
+        return render_png(src, Path(tmp) / "report.png", chromium=chromium).read_bytes()

@@ -348,6 +348,7 @@ def export_model(prep: Prepared, model: Any, cfg: FinetuneConfig, folder: Path) 
     """
     model.eval()
     tokenizer = prep.tokenizer
+    entries: dict[str, Any]
     if is_adapter_method(cfg.method, cfg.method_config):
         if cfg.method == "prompt_tuning":  # the virtual tokens take positions from the text
             n = method_config("prompt_tuning", cfg.method_config).num_virtual_tokens
@@ -355,7 +356,12 @@ def export_model(prep: Prepared, model: Any, cfg: FinetuneConfig, folder: Path) 
             tokenizer.model_max_length = min(int(tokenizer.model_max_length), positions - n)
         save_adapter(model, cfg.method, folder)
         model.config.save_pretrained(folder)
-        entries = {"peft": peft_card(cfg.method, cfg.method_config, cfg.base, prep.base_folder)}  # type: ignore[arg-type]
+        if prep.base_folder is None:
+            raise LoupeError("An adapter needs its base model on disk (store, bundled or a folder), not a hub id.")
+        # Store and bundled ids stay ids; a folder is pinned by its absolute path (a relative one would
+        # depend on the working directory of whoever loads the adapter).
+        ref = cfg.base if locate(cfg.base)[1] in ("store", "bundled") else str(prep.base_folder.resolve())
+        entries = {"peft": peft_card(cfg.method, cfg.method_config, ref, prep.base_folder)}
     else:
         if cfg.method == "lora":
             model = model.merge_and_unload()
@@ -383,6 +389,9 @@ def run_job(ctx: jobs.JobContext) -> dict[str, Any]:
     prep = prepare_model(cfg.base, cfg.method, cfg.method_config, splits.labels, seed=tcfg.seed)
     ctx.log(f"{get_method(cfg.method).title}: {prep.trainable:,} of {prep.total:,} parameters train "
             f"({100 * prep.fraction:.3f}%){'; new head' if prep.new_head else ''}")
+    if prep.base_folder is None and is_adapter_method(cfg.method, cfg.method_config):
+        raise LoupeError(f"{get_method(cfg.method).title} saves an adapter that refers to its base, so the base "
+                         "must be on disk (store, bundled or a folder), not a hub id.")
     if cfg.method == "prompt_tuning":
         n = method_config("prompt_tuning", cfg.method_config).num_virtual_tokens
         room = int(getattr(prep.model.config, "max_position_embeddings", 512)) - n
@@ -417,6 +426,7 @@ def _finish(ctx: jobs.JobContext, cfg: FinetuneConfig, tcfg: TrainConfig, prep: 
     publish = cfg.publish and (cfg.overwrite or store.model_path(cfg.name) is None)
     parent = models_dir() if publish else ctx.dir
     staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{cfg.name or 'model'}.tmp-"))
+    staging.chmod(0o755)  # mkdtemp makes it 0700; a published model is readable like any other
     final = models_dir() / cfg.name if publish else ctx.dir / "model"
     try:
         entries = export_model(prep, model, cfg, staging)
@@ -495,6 +505,7 @@ def save_to_store(job_id: str, name: str, overwrite: bool = False) -> Path:
     if store.model_path(name) is not None and not overwrite:
         raise LoupeError(f"The store already has a model called {name!r}; pick another name.")
     staging = Path(tempfile.mkdtemp(dir=models_dir(), prefix=f".{name}.tmp-"))
+    staging.chmod(0o755)
     try:
         shutil.copytree(source, staging, dirs_exist_ok=True)
         card = store.read_card(staging)

@@ -76,7 +76,8 @@ def prepare(model_id: str = DEFAULT_MODEL_ID, force: bool = False, cfg: TrainCon
     if train_limit:
         train_ds = train_ds.head(train_limit)
     staging = Path(tempfile.mkdtemp(dir=models_dir(), prefix=f".{model_id}.tmp-"))
-    staging.chmod(0o755)  # mkdtemp makes 0700    try:
+    staging.chmod(0o755)  # mkdtemp makes 0700
+    try:
         callbacks = [] if quiet else [TqdmCallback(f"building {model_id}")]
         result = train(model, tokenizer, train_ds, None, cfg, staging / "_trainer", callbacks)
         model.eval()

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 import explainers
-from dashboard import services, state
+from dashboard import report, services, state
 from dashboard.components import charts, quality
 from dashboard.components.highlight import CSS, highlight_html, legend_html
 from dashboard.components.sidebar import md, page_setup
@@ -221,3 +221,25 @@ if len(done) > 1:
         if curves:
             st.plotly_chart(quality.deletion_chart(curves), width="stretch", key="loupe_deletion",
                             config={"displayModeBar": False})
+
+if done:
+    st.divider()
+    st.markdown("#### Share and export")
+    c1, c2, c3 = st.columns([3, 1, 1])
+    with c1:
+        st.caption("Copy link — it reopens this explanation (model, text, explainers, target):")
+        st.code(services.permalink(st.query_params.to_dict()), language=None, wrap_lines=True)
+    page_html = report.explain_report(handle, req.text, done, faiths, handle.info)
+    c2.download_button("HTML report", page_html.encode("utf-8"), file_name="loupe-report.html", mime="text/html",
+                       help="One self-contained file: prediction, highlights, faithfulness, agreement, model card.",
+                       width="stretch")
+    if c3.button("PNG report", help="A screenshot of the HTML report (headless Chromium on the server)",
+                 width="stretch"):
+        try:
+            st.session_state["loupe_png"] = services.report_png(page_html)
+        except (OSError, RuntimeError, ImportError) as err:
+            st.session_state.pop("loupe_png", None)
+            st.error(f"Could not take the screenshot: {err}")
+    if st.session_state.get("loupe_png"):
+        c3.download_button("Download PNG", st.session_state["loupe_png"], file_name="loupe-report.png",
+                           mime="image/png", width="stretch")

@@ -51,7 +51,7 @@ def _explain(at: AppTest, text: str) -> AppTest:
     return at
 
 
-SECTIONS = ("#### Agreement between explainers", "#### Deletion curves")
+SECTIONS = ("#### Agreement between explainers", "#### Deletion curves", "#### Share and export")
 
 
 def _card_titles(at: AppTest) -> list[str]:
@@ -80,6 +80,9 @@ def test_explaining_an_example_shows_each_explainer(tiny_store: str) -> None:
     # Beside each explanation its faithfulness; below, agreement and deletion curves across them.
     assert sum("Comprehensiveness AOPC" in m.value for m in at.markdown) == 4
     assert all(s in [m.value for m in at.markdown] for s in SECTIONS)
+    # Copy link: the permalink, and an HTML report to download.
+    assert any("text=" in c.value and "methods=ig%2Cshap%2Clime%2Cattention" in c.value for c in at.code)
+    assert any(getattr(b, "label", "") == "HTML report" for b in at.get("download_button"))
     assert at.query_params["methods"] == ["ig,shap,lime,attention"] or at.query_params["methods"] == \
         "ig,shap,lime,attention"
 

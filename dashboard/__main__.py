@@ -1,0 +1,92 @@
+"""CLI: reports without the UI.
+
+    python -m dashboard report --model M --text "..." --methods ig,shap,lime,attention --out report.html [--png report.png]
+    python -m dashboard report --model M --csv texts.csv [--text-column text] --out-dir reports/ [--png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from model_zoo import DEFAULT_MODEL_ID, LoupeError
+
+
+def _explain_all(handle, text: str, methods: list[str]):  # type: ignore[no-untyped-def]
+    import explainers
+
+    return [explainers.get(m).explain(handle, text) for m in methods]
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from dashboard import report
+    from model_zoo import load
+    from model_zoo.data import read_csv_frame
+
+    handle = load(args.model, device=args.device)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.csv:
+        frame = read_csv_frame(Path(args.csv))
+        if args.text_column not in frame.columns:
+            raise LoupeError(f"No column {args.text_column!r} in {args.csv}; it has: {', '.join(frame.columns)}")
+        out_dir = Path(args.out_dir or "reports")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        links = []
+        for i, text in enumerate(frame[args.text_column].astype(str)):
+            if not text.strip():
+                continue
+            attrs = _explain_all(handle, text, methods)
+            path = out_dir / f"report-{i:04d}.html"
+            path.write_text(report.explain_report(handle, text, attrs), encoding="utf-8")
+            if args.png:
+                report.render_png(path, path.with_suffix(".png"))
+            label = attrs[0].labels[attrs[0].predicted]
+            links.append(f"<tr><td>{i}</td><td><a href='{path.name}'>{report.esc(text[:120])}</a></td>"
+                         f"<td>{report.esc(label)}</td></tr>")
+            print(f"wrote {path}")
+        index = out_dir / "index.html"
+        index.write_text(report._page(f"Loupe reports · {handle.id}",
+                                      "<table><tr><th>#</th><th>text</th><th>prediction</th></tr>"
+                                      + "".join(links) + "</table>", None), encoding="utf-8")
+        print(f"wrote {index}")
+        return 0
+    if not args.text:
+        raise LoupeError("Give --text or --csv.")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report.explain_report(handle, args.text, _explain_all(handle, args.text, methods)),
+                   encoding="utf-8")
+    print(f"wrote {out}")
+    if args.png:
+        png = Path(args.png) if isinstance(args.png, str) else out.with_suffix(".png")
+        report.render_png(out, png)
+        print(f"wrote {png}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dashboard", description="Loupe reports without the UI.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("report", help="write a self-contained HTML report (and a PNG screenshot)")
+    p.add_argument("--model", default=DEFAULT_MODEL_ID)
+    p.add_argument("--text")
+    p.add_argument("--csv", help="batch: one report per row of this CSV, plus index.html")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--methods", default="ig,shap,lime,attention")
+    p.add_argument("--out", default="report.html")
+    p.add_argument("--out-dir", help="batch output folder (default: reports/)")
+    p.add_argument("--png", nargs="?", const=True, default=None,
+                   help="also write a PNG screenshot (path; default: beside the HTML)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_report)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except LoupeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
