@@ -120,3 +120,12 @@ def faithfulness(handle: ModelHandle, attribution: Attribution) -> Any:
     """Faithfulness (ERASER AOPC, deletion/insertion, random baseline) of a result; one batched call, cached."""
     return _faithfulness(model_key(handle), attribution.text, attribution.method,
                          json.dumps(attribution.params, sort_keys=True), attribution.target, handle, attribution)
+
+
+@st.cache_data(max_entries=64, show_spinner="Counting trainable parameters…")
+def trainable_parameters(base: str, revision: str, method: str, config: str, labels: tuple[str, ...]) -> tuple[int, int]:
+    """(trainable, total) parameters of ``base`` set up for ``method`` (built on the CPU, then dropped)."""
+    from model_zoo.finetune import prepare_model
+
+    prep = prepare_model(base, method, json.loads(config), list(labels), device="cpu")
+    return prep.trainable, prep.total

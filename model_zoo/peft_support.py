@@ -131,17 +131,17 @@ class Method:
 
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("full", "Full fine-tuning", "Every weight trains.", FullConfig,
-           {"learning_rate": 5e-5, "epochs": 2.0}),
+           {"learning_rate": 1e-4, "epochs": 2.0}),
     Method("lora", "LoRA", "Low-rank updates on the attention projections; the head trains in full.",
-           LoraMethodConfig, {"learning_rate": 5e-4, "epochs": 3.0}),
+           LoraMethodConfig, {"learning_rate": 1e-3, "epochs": 3.0}),
     Method("bitfit", "BitFit", "Only the bias terms and the head train.", BitFitConfig,
-           {"learning_rate": 1e-3, "epochs": 3.0, "weight_decay": 0.0}),
+           {"learning_rate": 2e-3, "epochs": 3.0, "weight_decay": 0.0}),
     Method("adapters", "Bottleneck adapters", "Small residual bottleneck layers inside each block train.",
-           AdapterConfig, {"learning_rate": 1e-3, "epochs": 3.0}),
+           AdapterConfig, {"learning_rate": 2e-3, "epochs": 3.0}),
     Method("prompt_tuning", "Prompt tuning", "Trainable virtual tokens before the text; the head trains.",
-           PromptTuningMethodConfig, {"learning_rate": 1e-2, "epochs": 5.0, "warmup_ratio": 0.1}),
+           PromptTuningMethodConfig, {"learning_rate": 3e-2, "epochs": 5.0, "warmup_ratio": 0.1}),
     Method("head_only", "Frozen encoder (head only)", "Only the classification head trains (a baseline).",
-           HeadOnlyConfig, {"learning_rate": 2e-3, "epochs": 3.0, "weight_decay": 0.0}),
+           HeadOnlyConfig, {"learning_rate": 5e-3, "epochs": 3.0, "weight_decay": 0.0}),
 )}
 
 

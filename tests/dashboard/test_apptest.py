@@ -182,3 +182,39 @@ def test_evaluate_page_loads(tiny_store: str) -> None:
     at = _app("app_pages/evaluate.py")
     assert not at.exception
     assert at.number_input[0].value == 100
+
+
+def test_finetune_page_shows_split_and_trainable_parameters(tiny_store: str) -> None:
+    at = _app("app_pages/finetune.py")
+    assert not at.exception and not at.error
+    at.selectbox(key="loupe_ft_base").set_value("tiny")
+    at.selectbox(key="loupe_ft_method").set_value("bitfit")
+    at.run()
+    assert not at.exception and not at.error
+    split = at.dataframe[0].value
+    assert list(split["split"]) == ["train", "validation", "test"] and split["size"].iloc[0] == 2000
+    line = next(m.value for m in at.markdown if "Trainable parameters" in m.value)
+    assert "of" in line and "%" in line
+
+
+def test_finetune_page_shows_a_finished_job_and_saves_it(tiny_store: str) -> None:
+    from model_zoo import jobs
+    from model_zoo.finetune import DataSpec, FinetuneConfig, run_here
+
+    cfg = FinetuneConfig(base="tiny", method="head_only", name="tiny-ft", publish=False,
+                         data=DataSpec(source="rt", limit=48, validation_limit=32),
+                         train={"epochs": 1.0, "batch_size": 16, "eval_steps": 2, "save_steps": 0})
+    job_id, status = run_here(cfg)
+    assert status["state"] == "done", status
+    assert jobs.result(job_id)["published"] is False and store.model_path("tiny-ft") is None  # private until saved
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params["job"] = job_id
+    at.run()
+    at.switch_page("app_pages/finetune.py")
+    at.run()
+    assert not at.exception and not at.error
+    assert [m.label for m in at.metric][:2] == ["Test accuracy", "Test macro F1"]
+    next(b for b in at.button if b.label == "Save to the store").click()
+    at.run()
+    assert store.model_path("tiny-ft") is not None
+    assert any("Saved to the store" in s.value for s in at.success)
