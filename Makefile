@@ -25,7 +25,9 @@ prepare: $(VENV)/.app-installed  ## build the default model if it is missing (pr
 app: prepare  ## set up, prepare the default model, start the dashboard
 	$(BIN)/streamlit run dashboard/app.py --server.port $(PORT)
 
-test: $(VENV)/.dev-installed  ## set up and run the whole test suite (browser tests need /usr/bin/chromium)
+test: $(VENV)/.dev-installed  ## set up, lint, and run the whole test suite (browser tests need /usr/bin/chromium)
+	$(BIN)/ruff check .
+	$(BIN)/mypy explainers model_zoo
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.dev-installed

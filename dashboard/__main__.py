@@ -1,6 +1,7 @@
 """CLI: reports without the UI.
 
-    python -m dashboard report --model M --text "..." --methods ig,shap,lime,attention --out report.html [--png report.png]
+    python -m dashboard report --model M --text "..." --methods ig,shap,lime,attention --out report.html \
+        [--png report.png]
     python -m dashboard report --model M --csv texts.csv [--text-column text] --out-dir reports/ [--png]
 """
 

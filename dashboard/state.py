@@ -123,7 +123,8 @@ def faithfulness(handle: ModelHandle, attribution: Attribution) -> Any:
 
 
 @st.cache_data(max_entries=64, show_spinner="Counting trainable parameters…")
-def trainable_parameters(base: str, revision: str, method: str, config: str, labels: tuple[str, ...]) -> tuple[int, int]:
+def trainable_parameters(base: str, revision: str, method: str, config: str,
+                         labels: tuple[str, ...]) -> tuple[int, int]:
     """(trainable, total) parameters of ``base`` set up for ``method`` (built on the CPU, then dropped)."""
     from model_zoo.finetune import prepare_model
 

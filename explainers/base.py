@@ -109,7 +109,7 @@ def config_fields(config_cls: type) -> list[dict[str, Any]]:
     """Describe a Config dataclass for UIs: name, type, default, help, min, max, choices."""
     out = []
     for f in dataclasses.fields(config_cls):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc,operator]
         out.append({"name": f.name, "type": type(default), "default": default, **dict(f.metadata)})
     return out
 
@@ -218,7 +218,7 @@ class BaseExplainer:
             probs=tuple(float(p) for p in probs),
             signed=self.signed,
             method=self.name,
-            params=dataclasses.asdict(config),
+            params=dataclasses.asdict(config),  # type: ignore[call-overload]
             cost=Cost(passes=passes[0], seconds=round(time.perf_counter() - start, 4)),
             truncated=enc.truncated,
             extras=extras,

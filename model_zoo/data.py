@@ -109,6 +109,10 @@ def read_csv_frame(source: str | Path | bytes, max_bytes: int | None = None) -> 
         raise DatasetError(f"The file is not a readable CSV: {str(err).splitlines()[0]}") from err
 
 
+def _is_int(value: str) -> bool:
+    return value.lstrip("-").isdigit()
+
+
 def load_csv(source: str | Path | bytes, text_column: str = "text", label_column: str = "label",
              max_bytes: int | None = None, name: str = "csv") -> TextDataset:
     """A user CSV as a :class:`TextDataset`. Rows with empty text are dropped and counted in ``notes``.
@@ -128,7 +132,8 @@ def load_csv(source: str | Path | bytes, text_column: str = "text", label_column
     texts, labels = texts[keep], labels[keep]
     if texts.empty:
         raise DatasetError(f"Every row has an empty {text_column!r} or {label_column!r}; there is nothing to use.")
-    names = sorted(labels.unique(), key=lambda v: (not v.lstrip("-").isdigit(), int(v) if v.lstrip("-").isdigit() else 0, v))
+    # Numeric labels in numeric order (so "2" < "10"), then the rest alphabetically.
+    names = sorted(labels.unique(), key=lambda v: (not _is_int(v), int(v) if _is_int(v) else 0, v))
     if len(names) < 2:
         raise DatasetError(f"Only one class ({names[0]!r}) in {label_column!r}; a classifier needs at least two.")
     if len(names) > MAX_CLASSES:

@@ -151,7 +151,8 @@ class ModelHandle:
             raise EmptyTextError("The text is empty. Type or paste some text to explain.")
         return self.predict_proba([text])[0]
 
-    def forward_attentions(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    def forward_attentions(self, input_ids: torch.Tensor,
+                           attention_mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities and attention weights ``(layers, batch, heads, seq, seq)`` in one pass.
 
         Needs a model loaded with ``attn_implementation="eager"``; SDPA returns no weights.

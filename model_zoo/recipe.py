@@ -82,7 +82,8 @@ def prepare(model_id: str = DEFAULT_MODEL_ID, force: bool = False, cfg: TrainCon
         result = train(model, tokenizer, train_ds, None, cfg, staging / "_trainer", callbacks)
         model.eval()
         handle.model = model
-        metrics = {"validation": evaluate(handle.predict_proba, val_ds), "test": evaluate(handle.predict_proba, test_ds)}
+        metrics = {"validation": evaluate(handle.predict_proba, val_ds),
+                   "test": evaluate(handle.predict_proba, test_ds)}
         shutil.rmtree(staging / "_trainer", ignore_errors=True)
         model.config.id2label = dict(enumerate(RT_LABELS))
         model.config.label2id = {v: k for k, v in model.config.id2label.items()}

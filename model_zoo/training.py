@@ -20,20 +20,24 @@ import torch
 from model_zoo.data import TextDataset
 
 
+def _field(default: Any, help: str, lo: float, hi: float) -> Any:
+    return field(default=default, metadata={"help": help, "min": lo, "max": hi})
+
+
 @dataclass
 class TrainConfig:
     """Hyper-parameters of one training run (defaults: the ``rt-sentiment-minilm`` recipe)."""
 
-    epochs: float = field(default=1.0, metadata={"help": "Passes over the training data", "min": 0.1, "max": 20.0})
-    batch_size: int = field(default=32, metadata={"help": "Examples per step", "min": 1, "max": 256})
-    learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate", "min": 1e-6, "max": 1.0})
-    warmup_ratio: float = field(default=0.06, metadata={"help": "Fraction of steps to warm up", "min": 0.0, "max": 0.5})
-    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay", "min": 0.0, "max": 0.5})
-    max_length: int = field(default=128, metadata={"help": "Tokens per text (longer texts are cut)", "min": 8, "max": 512})
-    seed: int = field(default=13, metadata={"help": "Random seed", "min": 0, "max": 2**31 - 1})
-    eval_steps: int = field(default=0, metadata={"help": "Evaluate every N steps (0: at the end only)", "min": 0, "max": 100000})
-    early_stopping_patience: int = field(default=0, metadata={"help": "Stop after N evaluations without gain (0: off)", "min": 0, "max": 100})
-    save_steps: int = field(default=0, metadata={"help": "Checkpoint every N steps (0: no checkpoints)", "min": 0, "max": 100000})
+    epochs: float = _field(1.0, "Passes over the training data", 0.1, 20.0)
+    batch_size: int = _field(32, "Examples per step", 1, 256)
+    learning_rate: float = _field(1e-4, "Peak learning rate", 1e-6, 1.0)
+    warmup_ratio: float = _field(0.06, "Fraction of steps to warm up", 0.0, 0.5)
+    weight_decay: float = _field(0.01, "AdamW weight decay", 0.0, 0.5)
+    max_length: int = _field(128, "Tokens per text (longer texts are cut)", 8, 512)
+    seed: int = _field(13, "Random seed", 0, 2**31 - 1)
+    eval_steps: int = _field(0, "Evaluate every N steps (0: at the end only)", 0, 100000)
+    early_stopping_patience: int = _field(0, "Stop after N evaluations without gain (0: off)", 0, 100)
+    save_steps: int = _field(0, "Checkpoint every N steps (0: no checkpoints)", 0, 100000)
 
     def __post_init__(self) -> None:
         if self.early_stopping_patience and not self.eval_steps:

@@ -103,7 +103,7 @@ for method in methods:
                 continue
             d = drift(results[reference], a)
             drift_rows.append({"explainer": all_methods[method], "model": m, "Spearman": d.spearman,
-                               "Kendall": d.kendall, f"top-k overlap": d.top_k_overlap,
+                               "Kendall": d.kendall, "top-k overlap": d.top_k_overlap,
                                "prediction flipped": d.prediction_flipped,
                                "Δ p(target)": d.delta_prob})
 

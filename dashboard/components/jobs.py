@@ -34,8 +34,8 @@ def job_panel(job_id: str, live: Callable[[str, dict[str, Any]], None] | None = 
             return
         state = status.get("state", "?")
         st.markdown(f"{_ICONS.get(state, '')} **Job `{job_id}`** — {state}")
-        st.progress(float(status.get("progress") or 0.0),
-                    text=f"{status.get('message') or ''}{_eta(status.get('eta_seconds')) if state == 'running' else ''}")
+        eta = _eta(status.get("eta_seconds")) if state == "running" else ""
+        st.progress(float(status.get("progress") or 0.0), text=f"{status.get('message') or ''}{eta}")
         if live is not None:
             live(job_id, status)
         cols = st.columns([1, 1, 4])

@@ -101,6 +101,6 @@ def page_setup(title: str) -> ModelHandle | None:
     st.title(title)
     error = st.session_state.get(state.MODEL_ERROR)
     if error:
-        st.error(f"Could not load the model. {error}  \nStill using: {st.session_state.get(state.MODEL_OK) or 'no model'}.",
-                 icon="⚠️")
+        using = st.session_state.get(state.MODEL_OK) or "no model"
+        st.error(f"Could not load the model. {error}  \nStill using: {using}.", icon="⚠️")
     return handle

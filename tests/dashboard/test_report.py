@@ -45,7 +45,8 @@ def test_batch_report_writes_index(tiny_model_dir: Path, tmp_path: Path) -> None
     out_dir = tmp_path / "reports"
     assert main(["report", "--model", str(tiny_model_dir), "--csv", str(texts), "--methods", "saliency",
                  "--out-dir", str(out_dir)]) == 0
-    assert sorted(p.name for p in out_dir.iterdir()) == ["index.html", "report-0000.html", "report-0002.html"]  # the empty row is skipped
+    # the empty row is skipped; file names follow row numbers
+    assert sorted(p.name for p in out_dir.iterdir()) == ["index.html", "report-0000.html", "report-0002.html"]
     index = (out_dir / "index.html").read_text()
     assert "report-0002.html" in index and "<img" not in index
 
