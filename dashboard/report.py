@@ -162,6 +162,17 @@ def compare_report(text: str, results: Mapping[str, Mapping[str, Attribution]], 
     return _page("Loupe comparison", body, None)
 
 
+def table_report(title: str, rows: Sequence[Mapping[str, Any]], note: str = "") -> str:
+    """A results table (compression, fine-tuning) as a self-contained HTML report."""
+    if not rows:
+        return _page(title, "<p>No results.</p>", None)
+    cols = list(rows[0])
+    body = (f"<p class='meta'>{esc(note)}</p>" if note else "") + "<table><tr>"
+    body += "".join(f"<th>{esc(c)}</th>" for c in cols) + "</tr>"
+    body += "".join("<tr>" + "".join(f"<td class='num'>{_num(r.get(c))}</td>" for c in cols) + "</tr>" for r in rows)
+    return _page(title, body + "</table>", None)
+
+
 def csv_safe(value: Any) -> Any:
     """Guard a cell against formula injection in spreadsheets (a leading = + - @ tab or CR)."""
     if isinstance(value, str) and value.startswith(_FORMULA_START):

@@ -88,6 +88,18 @@ class Attribution:
         key = (lambda w: abs(w.score)) if self.signed else (lambda w: w.score)
         return sorted(self.words, key=key, reverse=True)[:k]
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Attribution:
+        """Rebuild an Attribution from :meth:`to_dict` output (e.g. a job's saved results)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        d = {k: v for k, v in data.items() if k in names}
+        d["words"] = tuple(Word(w["text"], w["start"], w["end"], w["score"], tuple(w["tokens"])) for w in d["words"])
+        d["cost"] = Cost(**d["cost"])
+        d["offsets"] = tuple(tuple(o) for o in d["offsets"])
+        for key in ("tokens", "special", "scores", "labels", "probs"):
+            d[key] = tuple(d[key])
+        return cls(**d)
+
     def to_dict(self, extras: bool = True) -> dict[str, Any]:
         """JSON-ready dict; numpy arrays in extras become lists (large ones only when ``extras``)."""
         out = dataclasses.asdict(self)

@@ -82,9 +82,7 @@ def browser() -> Iterator[object]:
 @pytest.fixture
 def page(browser):  # type: ignore[no-untyped-def]
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    pg = context.new_page()
-    pg.errors = []  # type: ignore[attr-defined]
-    pg.on("pageerror", lambda e: pg.errors.append(str(e)))  # type: ignore[attr-defined]
+    pg = _watch(context.new_page())  # pg.errors: page errors; pg.dialogs: alerts
     yield pg
     context.close()
 
@@ -94,3 +92,32 @@ def screenshot(pg, name: str) -> Path:  # type: ignore[no-untyped-def]
     path = ARTIFACTS / f"{name}.png"
     pg.screenshot(path=str(path), full_page=True)
     return path
+
+
+def _watch(pg):  # type: ignore[no-untyped-def]
+    """Collect page errors (``pg.errors``) and JavaScript dialogs (``pg.dialogs``, each dismissed)."""
+    pg.errors = []  # type: ignore[attr-defined]
+    pg.dialogs = []  # type: ignore[attr-defined]
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))  # type: ignore[attr-defined]
+
+    def _dialog(d):  # type: ignore[no-untyped-def]
+        pg.dialogs.append(f"{d.type}: {d.message}")  # type: ignore[attr-defined]
+        d.dismiss()
+
+    pg.on("dialog", _dialog)
+    return pg
+
+
+@pytest.fixture
+def new_page(browser):  # type: ignore[no-untyped-def]
+    """A factory of pages, each in its own fresh browser context (own cookies, own Streamlit session)."""
+    contexts = []
+
+    def make(**context_args):  # type: ignore[no-untyped-def]
+        context = browser.new_context(**{"viewport": {"width": 1400, "height": 1000}, **context_args})
+        contexts.append(context)
+        return _watch(context.new_page())
+
+    yield make
+    for context in contexts:
+        context.close()

@@ -218,3 +218,34 @@ def test_finetune_page_shows_a_finished_job_and_saves_it(tiny_store: str) -> Non
     at.run()
     assert store.model_path("tiny-ft") is not None
     assert any("Saved to the store" in s.value for s in at.success)
+
+
+def test_compress_page_loads_with_cpu_variants(tiny_store: str) -> None:
+    at = _app("app_pages/compress.py")
+    assert not at.exception and not at.error
+    labels = [c.label for c in at.checkbox]
+    assert "Dynamic int8 quantisation" in labels and not any("fp16" in x for x in labels)  # fp16 needs a GPU
+
+
+def test_compress_page_shows_results_viewer_and_saves(tiny_store: str) -> None:
+    from model_zoo import jobs
+
+    job_id = jobs.start("compress", {"model": "tiny", "variants": ["int8", "prune-50"], "methods": ["ablation"],
+                                     "n_eval": 16, "n_drift": 2, "n_show": 2, "repeats": 3})
+    assert jobs.wait(job_id, timeout=300)["state"] == "done", jobs.log_tail(job_id)
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params["job"] = job_id
+    at.run()
+    at.switch_page("app_pages/compress.py")
+    at.run()
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value
+    assert list(table["variant"]) == ["original", "int8", "prune-50"]
+    assert table["sparsity (measured)"].iloc[2] > 0.3 and table["drift: rank corr."].iloc[0] == 1.0
+    assert sum('class="loupe-text"' in m.value for m in at.markdown) == 2  # original and variant side by side
+    at.selectbox(key="loupe_cx_save_variant").set_value("prune-50")
+    at.run()
+    next(b for b in at.button if b.label == "Save").click()
+    at.run()
+    assert store.model_path("tiny-prune-50") is not None
+    assert any("Saved as tiny-prune-50" in s.value for s in at.success)

@@ -159,3 +159,10 @@ def test_saliency_any_text(tiny_handle, text: str) -> None:  # type: ignore[no-u
     assert all(np.isfinite(a.scores)) and all(s >= 0 for s in a.scores)
     for w in a.words:
         assert text[w.start:w.end] == w.text
+
+
+@pytest.mark.parametrize("name", ["ig", "attention"])
+def test_round_trip_through_dict(tiny_handle, name: str) -> None:  # type: ignore[no-untyped-def]
+    a = _explain(tiny_handle, name)
+    b = Attribution.from_dict(a.to_dict(extras=False))
+    assert (b.scores, b.words, b.offsets, b.target, b.cost) == (a.scores, a.words, a.offsets, a.target, a.cost)

@@ -1,0 +1,196 @@
+"""Compress: quantised, pruned and distilled variants compared on accuracy, latency, size and explanation drift."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+import explainers
+from dashboard import state
+from dashboard.components.highlight import CSS, highlight_html, legend_html, scale_of
+from dashboard.components.jobs import job_panel
+from dashboard.components.sidebar import md, page_setup
+from dashboard.report import csv_bytes, table_report
+from explainers import Attribution
+from explainers.compression_report import CompressConfig
+from model_zoo import LoupeError, jobs, resolve_device, store
+from model_zoo.compression import VariantSpec, available_variants, publish_variant
+
+page_setup("Compress a model")
+st.caption("Make quantised, pruned and distilled variants of a model and compare them on accuracy, latency, "
+           "size — and on whether they still decide for the same reasons (explanation drift).")
+
+LABELS = {"variant": "variant", "accuracy": "accuracy", "f1_macro": "macro F1", "agreement": "agrees with original",
+          "p50_ms_b1": "p50 ms (b=1)", "p95_ms_b1": "p95 ms (b=1)", "p50_ms_b32": "p50 ms (b=32)",
+          "p95_ms_b32": "p95 ms (b=32)", "throughput_per_s": "texts/s", "size_mb": "size MB",
+          "parameters": "parameters", "sparsity": "sparsity (measured)", "peak_memory_mb": "peak MB",
+          "drift_spearman": "drift: rank corr.", "drift_top_k": "drift: top-k overlap",
+          "drift_delta_comp": "drift: Δ comp. AOPC"}
+KIND_FIELDS = {"prune": ("sparsity", "scope"), "layers": ("layers", "recovery_examples", "epochs"),
+               "distill": ("layers", "train_examples", "epochs", "temperature", "alpha")}
+KIND_TITLES = {"int8": "Dynamic int8 quantisation", "fp16": "fp16 (GPU)", "bf16": "bf16 (GPU)",
+               "prune": "Unstructured magnitude pruning", "layers": "Structured: drop layers",
+               "distill": "Distillation into fewer layers"}
+
+
+def _spec_widgets(kind: str) -> list[dict]:  # type: ignore[type-arg]
+    """Settings of one kind of variant; pruning can take several sparsities at once."""
+    fields = {f["name"]: f for f in explainers.config_fields(VariantSpec)}
+    out = []
+    if kind == "prune":
+        levels = st.multiselect("Sparsities", [0.1, 0.3, 0.5, 0.7, 0.9], default=[0.3, 0.5], key="loupe_cx_sparsity",
+                                format_func=lambda v: f"{v:.0%}")
+        scope = st.selectbox("Scope", ["global", "layer"], key="loupe_cx_scope", help=fields["scope"]["help"])
+        return [{"kind": "prune", "sparsity": v, "scope": scope} for v in levels]
+    values = {"kind": kind}
+    for name in KIND_FIELDS.get(kind, ()):
+        spec = fields[name]
+        if isinstance(spec["default"], int):
+            values[name] = int(st.number_input(name.replace("_", " "), min_value=int(spec["min"]),
+                                               max_value=int(spec["max"]), value=int(spec["default"]),
+                                               help=spec["help"], key=f"loupe_cx_{kind}_{name}"))
+        else:
+            values[name] = float(st.number_input(name.replace("_", " "), min_value=float(spec["min"]),
+                                                 max_value=float(spec["max"]), value=float(spec["default"]),
+                                                 help=spec["help"], key=f"loupe_cx_{kind}_{name}"))
+    out.append(values)
+    return out
+
+
+def _results(job_id: str, result: dict) -> None:  # type: ignore[type-arg]
+    rows = result["rows"]
+    st.markdown(f"#### Results · {md(result['model'])} · {result.get('eval_texts')} test texts · "
+                f"drift on {result.get('drift_texts')} sentences · {result.get('threads')} threads")
+    table = pd.DataFrame([{LABELS[c]: r.get(c) for c in result["columns"] if c in LABELS} for r in rows])
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={LABELS[c]: st.column_config.NumberColumn(format="%.3f") for c in
+                                ("accuracy", "f1_macro", "agreement", "sparsity", "drift_spearman", "drift_top_k",
+                                 "drift_delta_comp")})
+    for name, err in (result.get("errors") or {}).items():
+        st.warning(f"{name}: {err}")
+    c1, c2 = st.columns(2)
+    fig = go.Figure()
+    for r in rows:
+        fig.add_trace(go.Scatter(x=[r.get("p50_ms_b1")], y=[r.get("accuracy")], mode="markers+text",
+                                 text=[r["variant"]], textposition="top center", name=r["variant"],
+                                 marker=dict(size=max(8, (r.get("size_mb") or 10) ** 0.5 * 4), opacity=0.7)))
+    fig.update_layout(height=360, margin=dict(l=0, r=0, t=30, b=0), showlegend=False,
+                      xaxis_title="latency p50 at batch 1 (ms)", yaxis_title="accuracy",
+                      title=dict(text="Accuracy against latency (bubble: size on disk)", font=dict(size=13)))
+    c1.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
+    fig = go.Figure()
+    names = [r["variant"] for r in rows]
+    fig.add_trace(go.Bar(x=names, y=[r.get("drift_spearman") for r in rows], name="rank correlation"))
+    fig.add_trace(go.Bar(x=names, y=[r.get("drift_top_k") for r in rows], name="top-k overlap"))
+    fig.update_layout(height=360, margin=dict(l=0, r=0, t=30, b=0), yaxis=dict(range=[0, 1.05]), barmode="group",
+                      title=dict(text="Explanation drift against the original (1 = same reasons)",
+                                 font=dict(size=13)), legend=dict(orientation="h"))
+    c2.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
+    export = [{LABELS.get(k, k): v for k, v in r.items() if k in LABELS} for r in rows]
+    d1, d2, _ = st.columns([1, 1, 3])
+    d1.download_button("Table as CSV", csv_bytes(export), file_name=f"{job_id}.csv", mime="text/csv", width="stretch")
+    d2.download_button("HTML report", table_report(f"Compression of {result['model']}", export).encode(),
+                       file_name=f"{job_id}.html", mime="text/html", width="stretch")
+    _viewer(result)
+    _save(result)
+
+
+def _viewer(result: dict) -> None:  # type: ignore[type-arg]
+    viewer = result.get("viewer") or {}
+    texts = viewer.get("texts") or []
+    if not texts:
+        return
+    st.markdown("#### Per-sentence explanations: original and variant side by side")
+    variants = [v for v in viewer["attributions"] if v != "original"]
+    c1, c2, c3 = st.columns([3, 1, 1])
+    i = c1.selectbox("Sentence", range(len(texts)), format_func=lambda k: texts[k][:90], key="loupe_cx_sentence")
+    variant = c2.selectbox("Variant", variants, key="loupe_cx_variant")
+    methods = [m for m in viewer["methods"] if m in viewer["attributions"].get(variant, {})]
+    if not methods:
+        st.info(f"{variant} has no explanations to compare (gradient explainers cannot run on int8 layers).")
+        return
+    method = c3.selectbox("Explainer", methods, key="loupe_cx_method")
+    pair = [Attribution.from_dict(viewer["attributions"][name][method][i]) for name in ("original", variant)]
+    shared = max(scale_of(a) for a in pair)
+    st.markdown(CSS + legend_html(pair[0].target_label, pair[0].signed), unsafe_allow_html=True)
+    for col, name, a in zip(st.columns(2), ("original", variant), pair):
+        col.caption(f"{name} · p({a.target_label}) = {a.probs[a.target]:.3f}")
+        col.markdown(highlight_html(a, "words", shared), unsafe_allow_html=True)
+    d = viewer["drift"].get(variant, {}).get(method, [])
+    if i < len(d):
+        rho = d[i].get("spearman")
+        st.caption(f"This sentence: rank correlation {rho if rho is None else f'{rho:.3f}'}, top-k overlap "
+                   f"{d[i]['top_k_overlap']:.2f}, prediction flipped: {'yes' if d[i]['prediction_flipped'] else 'no'}.")
+
+
+def _save(result: dict) -> None:  # type: ignore[type-arg]
+    dirs = result.get("variant_dirs") or {}
+    if not dirs:
+        return
+    st.markdown("#### Save a variant to the store")
+    c1, c2, c3 = st.columns([1, 2, 1])
+    name = c1.selectbox("Variant", list(dirs), key="loupe_cx_save_variant")
+    new_id = c2.text_input("Name in the store", value=f"{Path(str(result['model'])).name}-{name}",
+                           key=f"loupe_cx_save_name_{name}")
+    if c3.button("Save", type="primary", width="stretch"):
+        try:
+            publish_variant(Path(dirs[name]), new_id)
+        except LoupeError as err:
+            st.error(str(err))
+        else:
+            st.session_state["loupe_cx_saved"] = new_id
+    saved = st.session_state.get("loupe_cx_saved")
+    if saved and store.model_path(saved):
+        st.success(f"Saved as {saved}; its card says how it was made.")
+        if st.button("Explain it"):
+            st.session_state[state.MODEL] = saved
+            st.switch_page("app_pages/explain.py")
+
+
+job_id = st.query_params.get("job")
+if job_id:
+    status = job_panel(job_id, key="loupe_cx")
+    result = jobs.result(job_id) if status.get("state") == "done" else None
+    if result:
+        _results(job_id, result)
+    if st.button("New comparison"):
+        del st.query_params["job"]
+        st.rerun()
+    st.stop()
+
+ids = [c["id"] for c in state.store_models() if not c.get("peft") and not c.get("quantization")]
+if not ids:
+    st.info("The store has no model to compress yet.")
+    st.stop()
+current = st.session_state.get(state.MODEL)
+model = st.selectbox("Model", ids, index=ids.index(current) if current in ids else 0, key="loupe_cx_model")
+device = resolve_device()
+kinds = [k for k in ("int8", "fp16", "bf16", "prune", "layers", "distill") if k in available_variants(device)]
+st.caption(f"Variants available on **{md(device)}**: " + ", ".join(KIND_TITLES[k] for k in kinds) +
+           (" · fp16/bf16 need a GPU." if device.type == "cpu" else " · int8 dynamic quantisation runs on the CPU."))
+specs: list[dict] = []  # type: ignore[type-arg]
+cols = st.columns(len(kinds))
+for col, kind in zip(cols, kinds):
+    with col:
+        if st.checkbox(KIND_TITLES[kind], value=kind in ("int8", "prune"), key=f"loupe_cx_on_{kind}"):
+            specs += _spec_widgets(kind)
+c1, c2, c3 = st.columns([1, 1, 2])
+n_eval = int(c1.number_input("Test texts for accuracy (0 = all)", min_value=0, max_value=5000, value=500, step=100))
+n_drift = int(c2.number_input("Sentences for drift", min_value=1, max_value=200, value=20))
+all_methods = {e.name: e.title for e in explainers.REGISTRY.values()}
+methods = c3.multiselect("Explainers for drift", list(all_methods), default=["ig", "shap"], format_func=all_methods.get)
+if st.button("Run comparison", type="primary", disabled=not specs or not methods):
+    config = {"model": model, "variants": specs, "methods": methods, "n_eval": n_eval, "n_drift": n_drift,
+              "device": device.type if device.type != "mps" else "cpu"}
+    try:
+        CompressConfig.from_dict(config)  # refuse bad settings here, not minutes later in the job
+        new_job = jobs.start("compress", config)
+    except LoupeError as err:
+        st.error(str(err))
+    else:
+        st.query_params["job"] = new_job
+        st.rerun()
+st.caption("Distillation and layer recovery fine-tune on Rotten Tomatoes training texts: minutes on a CPU.")
