@@ -52,7 +52,9 @@ class Attention(BaseExplainer):
                    "layers. Attention is not an explanation of the decision; compare it with the others.")
 
     def supports(self, handle: ModelHandle) -> bool:
-        return handle.attn_implementation == "eager"
+        # Prompt tuning prepends virtual tokens, so attention rows no longer line up with the text's tokens.
+        prompt_tuned = (handle.info.get("peft") or {}).get("type") == "prompt_tuning"
+        return handle.attn_implementation == "eager" and not prompt_tuned
 
     def _attribute(self, handle: ModelHandle, enc: Encoded, text: str, target: int,
                    config: Any) -> tuple[np.ndarray, dict[str, Any]]:

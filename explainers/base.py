@@ -183,9 +183,11 @@ class BaseExplainer:
     Config: ClassVar[type]
     signed: ClassVar[bool] = True
     description: ClassVar[str] = ""
+    needs_gradients: ClassVar[bool] = False
 
     def supports(self, handle: ModelHandle) -> bool:
-        return True
+        # Dynamic int8 layers pass no gradients: a gradient method would silently return zeros.
+        return not (self.needs_gradients and handle.is_quantized)
 
     def _attribute(self, handle: ModelHandle, enc: Encoded, text: str, target: int,
                    config: Any) -> tuple[np.ndarray, dict[str, Any]]:

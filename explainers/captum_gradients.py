@@ -40,6 +40,7 @@ class Saliency(BaseExplainer):
     title = "Saliency"
     Config = SaliencyConfig
     signed = False
+    needs_gradients = True
     description = "The size of the gradient of the target probability with respect to each token's embedding."
 
     def _attribute(self, handle: ModelHandle, enc: Encoded, text: str, target: int,
@@ -60,6 +61,7 @@ class GradientXInput(BaseExplainer):
     title = "Gradient x Input"
     Config = GradientXInputConfig
     signed = True
+    needs_gradients = True
     description = "Gradient of the target probability times the token embedding, summed over dimensions."
 
     def _attribute(self, handle: ModelHandle, enc: Encoded, text: str, target: int,

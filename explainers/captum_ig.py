@@ -40,6 +40,7 @@ class IntegratedGradients(BaseExplainer):
     title = "Integrated Gradients"
     Config = IGConfig
     signed = True
+    needs_gradients = True
     description = ("Accumulates gradients along a straight path from a baseline (all words replaced by "
                    "[PAD]) to the input; scores sum to f(x) - f(baseline). The convergence delta says "
                    "how far from that the approximation is.")

@@ -36,7 +36,6 @@ from model_zoo.compression import (
     Variant,
     VariantSpec,
     available_variants,
-    is_quantized,
     make_variant,
     measure,
     parse_variants,
@@ -45,7 +44,6 @@ from model_zoo.compression import (
 from model_zoo.data import TextDataset, rotten_tomatoes
 from model_zoo.handle import ModelHandle
 
-GRADIENT_MODULES = ("explainers.captum_ig", "explainers.captum_gradients")
 DRIFT_BINS = (0.1, 0.2, 0.5)
 COLUMNS = ("variant", "accuracy", "f1_macro", "agreement", "p50_ms_b1", "p95_ms_b1", "p50_ms_b32", "p95_ms_b32",
            "throughput_per_s", "size_mb", "parameters", "sparsity", "peak_memory_mb", "drift_spearman",
@@ -112,7 +110,7 @@ def method_config(name: str, ig_steps: int = 20, shap_max_evals: int = 64) -> An
 
 def _skip_reason(handle: ModelHandle, name: str) -> str | None:
     explainer = get(name)
-    if type(explainer).__module__ in GRADIENT_MODULES and is_quantized(handle.model):
+    if getattr(explainer, "needs_gradients", False) and handle.is_quantized:
         return "dynamic int8 layers pass no gradients, so gradient explainers do not apply"
     if not explainer.supports(handle):
         return f"{explainer.title} does not support this model"

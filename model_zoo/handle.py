@@ -168,5 +168,10 @@ class ModelHandle:
         return probs, np.stack([a.float().cpu().numpy() for a in out.attentions])
 
     @property
+    def is_quantized(self) -> bool:
+        """Whether the model holds dynamic int8 Linear layers (they pass no gradients)."""
+        return any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in self.model.modules())
+
+    @property
     def attn_implementation(self) -> str:
         return str(getattr(self.model.config, "_attn_implementation", "eager"))
