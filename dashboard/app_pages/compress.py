@@ -64,7 +64,10 @@ def _results(job_id: str, result: dict) -> None:  # type: ignore[type-arg]
     rows = result["rows"]
     st.markdown(f"#### Results · {md(result['model'])} · {result.get('eval_texts')} test texts · "
                 f"drift on {result.get('drift_texts')} sentences · {result.get('threads')} threads")
-    table = pd.DataFrame([{LABELS[c]: r.get(c) for c in result["columns"] if c in LABELS} for r in rows])
+    # Drift first after accuracy: it is the column no other compression tool has.
+    first = ["variant", "accuracy", "f1_macro", "drift_spearman", "drift_top_k", "drift_delta_comp"]
+    order = first + [c for c in result["columns"] if c not in first]
+    table = pd.DataFrame([{LABELS[c]: r.get(c) for c in order if c in LABELS} for r in rows])
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={LABELS[c]: st.column_config.NumberColumn(format="%.3f") for c in
                                 ("accuracy", "f1_macro", "agreement", "sparsity", "drift_spearman", "drift_top_k",
