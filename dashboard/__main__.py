@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from model_zoo import DEFAULT_MODEL_ID, LoupeError
+from model_zoo.errors import run_cli
 
 
 def _explain_all(handle, text: str, methods: list[str]):  # type: ignore[no-untyped-def]
@@ -81,12 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="also write a PNG screenshot (path; default: beside the HTML)")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_report)
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except LoupeError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return run_cli(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

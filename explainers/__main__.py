@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 
-from model_zoo import DEFAULT_MODEL_ID, LoupeError
+from model_zoo import DEFAULT_MODEL_ID
+from model_zoo.errors import run_cli
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -47,12 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
     else:
         add_cli(sub)
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except LoupeError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return run_cli(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

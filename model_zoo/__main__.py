@@ -8,7 +8,8 @@ import json
 import sys
 from typing import Any
 
-from model_zoo import DEFAULT_MODEL_ID, LoupeError, store
+from model_zoo import DEFAULT_MODEL_ID, store
+from model_zoo.errors import run_cli
 
 
 def _metric(card: dict, split: str, key: str) -> str:  # type: ignore[type-arg]
@@ -67,12 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_prepare)
     for module in ("model_zoo.finetune", "explainers.compression_report"):
         _add_cli(module, sub)
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except LoupeError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return run_cli(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

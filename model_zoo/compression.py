@@ -39,7 +39,6 @@ from model_zoo import store
 from model_zoo.data import TextDataset, rotten_tomatoes
 from model_zoo.errors import LoupeError, ModelLoadError
 from model_zoo.handle import ModelHandle
-from model_zoo.paths import models_dir, publish_dir_atomic
 from model_zoo.training import TrainConfig, classification_metrics, train
 
 KINDS = ("original", "int8", "fp16", "bf16", "prune", "layers", "distill")
@@ -627,16 +626,4 @@ def save_variant(variant: Variant, folder: Path, source_folder: Path | None = No
 
 def publish_variant(folder: Path, model_id: str) -> Path:
     """Copy a saved variant folder into the model store as ``model_id`` (atomically)."""
-    if not store.valid_id(model_id):
-        raise CompressionError(f"{model_id!r} is not a valid model id (letters, digits, '.', '_', '-').")
-    staging = Path(tempfile.mkdtemp(dir=models_dir(), prefix=f".{model_id}.tmp-"))
-    try:
-        shutil.copytree(folder, staging, dirs_exist_ok=True)
-        card = store.read_card(staging)
-        card["id"] = model_id
-        store.write_card(staging, card)
-        final = models_dir() / model_id
-        publish_dir_atomic(staging, final)
-        return final
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    return store.publish_copy(folder, model_id)

@@ -41,3 +41,14 @@ class DatasetError(LoupeError):
 
 class EmptyTextError(LoupeError, ValueError):
     """The text to explain or predict is empty or only whitespace."""
+
+
+def run_cli(args: object) -> int:
+    """Run a CLI subcommand (``args.func(args)``); a LoupeError becomes ``error: ...`` and exit status 2."""
+    import sys
+
+    try:
+        return int(args.func(args))  # type: ignore[attr-defined]
+    except LoupeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

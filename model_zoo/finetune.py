@@ -33,7 +33,7 @@ from model_zoo import jobs, store
 from model_zoo.data import RT_LABELS, TextDataset, load_csv, rotten_tomatoes, split_dataset
 from model_zoo.errors import DatasetError, LoupeError, UntrainedHeadError
 from model_zoo.loading import BASE_ENCODER_ID, load, locate
-from model_zoo.paths import jobs_dir, loupe_home, models_dir, publish_dir_atomic, write_json_atomic
+from model_zoo.paths import jobs_dir, loupe_home, models_dir, publish_dir_atomic, staging_dir, write_json_atomic
 from model_zoo.peft_support import (
     METHODS,
     apply_method,
@@ -425,10 +425,8 @@ def _finish(ctx: jobs.JobContext, cfg: FinetuneConfig, tcfg: TrainConfig, prep: 
     job_id = ctx.dir.name
     publish = cfg.publish and (cfg.overwrite or store.model_path(cfg.name) is None)
     parent = models_dir() if publish else ctx.dir
-    staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{cfg.name or 'model'}.tmp-"))
-    staging.chmod(0o755)  # mkdtemp makes it 0700; a published model is readable like any other
     final = models_dir() / cfg.name if publish else ctx.dir / "model"
-    try:
+    with staging_dir(parent, cfg.name or "model") as staging:
         entries = export_model(prep, model, cfg, staging)
         handle = load(staging, attn_implementation="sdpa")  # measure the model exactly as it was saved
         metrics = {"validation": _evaluate(handle, splits.validation), "test": _evaluate(handle, splits.test)}
@@ -461,8 +459,6 @@ def _finish(ctx: jobs.JobContext, cfg: FinetuneConfig, tcfg: TrainConfig, prep: 
         }
         store.write_card(staging, card)
         publish_dir_atomic(staging, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     shutil.rmtree(ctx.checkpoints, ignore_errors=True)  # the model is saved; checkpoints are only for resuming
     note = "" if publish or not cfg.publish else f"{cfg.name!r} was taken meanwhile; the model stays in the job."
     ctx.log(f"test accuracy {metrics['test']['accuracy']:.4f}, macro F1 {metrics['test']['f1_macro']:.4f}; "
@@ -500,21 +496,7 @@ def save_to_store(job_id: str, name: str, overwrite: bool = False) -> Path:
     source = jobs.job_dir(job_id) / "model"
     if not (source / store.CARD).exists():
         raise LoupeError(f"Job {job_id} has no finished model to save.")
-    if not store.valid_id(name) or name == BASE_ENCODER_ID:
-        raise LoupeError(f"{name!r} is not a usable model name (letters, digits, '.', '_', '-').")
-    if store.model_path(name) is not None and not overwrite:
-        raise LoupeError(f"The store already has a model called {name!r}; pick another name.")
-    staging = Path(tempfile.mkdtemp(dir=models_dir(), prefix=f".{name}.tmp-"))
-    staging.chmod(0o755)
-    try:
-        shutil.copytree(source, staging, dirs_exist_ok=True)
-        card = store.read_card(staging)
-        card.update(id=name, name=name, saved=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        store.write_card(staging, card)
-        publish_dir_atomic(staging, models_dir() / name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return models_dir() / name
+    return store.publish_copy(source, name, overwrite=overwrite, name=name)
 
 
 def run_here(cfg: FinetuneConfig, resume_job: str | None = None) -> tuple[str, dict[str, Any]]:

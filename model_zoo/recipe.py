@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import platform
 import shutil
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -15,7 +14,7 @@ import torch
 from model_zoo import DEFAULT_MODEL_ID, store
 from model_zoo.data import RT_LABELS, rotten_tomatoes
 from model_zoo.loading import BASE_ENCODER_ID, load
-from model_zoo.paths import models_dir, publish_dir_atomic
+from model_zoo.paths import models_dir, publish_dir_atomic, staging_dir
 from model_zoo.training import TrainConfig, evaluate, train
 
 DEFAULT_RECIPE = TrainConfig()
@@ -75,9 +74,7 @@ def prepare(model_id: str = DEFAULT_MODEL_ID, force: bool = False, cfg: TrainCon
     train_ds, val_ds, test_ds = (rotten_tomatoes(s) for s in ("train", "validation", "test"))
     if train_limit:
         train_ds = train_ds.head(train_limit)
-    staging = Path(tempfile.mkdtemp(dir=models_dir(), prefix=f".{model_id}.tmp-"))
-    staging.chmod(0o755)  # mkdtemp makes 0700
-    try:
+    with staging_dir(models_dir(), model_id) as staging:
         callbacks = [] if quiet else [TqdmCallback(f"building {model_id}")]
         result = train(model, tokenizer, train_ds, None, cfg, staging / "_trainer", callbacks)
         model.eval()
@@ -117,5 +114,3 @@ def prepare(model_id: str = DEFAULT_MODEL_ID, force: bool = False, cfg: TrainCon
         final = models_dir() / model_id
         publish_dir_atomic(staging, final)
         return final
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,30 @@ def read_card(folder: Path | None) -> dict[str, Any]:
 def write_card(folder: Path, card: dict[str, Any]) -> None:
     """Write a model card atomically."""
     write_json_atomic(folder / CARD, card)
+
+
+def publish_copy(source: Path, model_id: str, overwrite: bool = False, **card_updates: Any) -> Path:
+    """Copy a finished model folder into the store as ``model_id`` (atomically), updating its card.
+
+    Raises:
+        ModelLoadError: an invalid or reserved name, a name already taken, or a folder with no card.
+    """
+    from model_zoo.errors import ModelLoadError
+    from model_zoo.paths import publish_dir_atomic, staging_dir
+
+    if not valid_id(model_id) or model_id == "minilm-base":
+        raise ModelLoadError(f"{model_id!r} is not a usable model name (letters, digits, '.', '_', '-').")
+    if model_path(model_id) is not None and not overwrite:
+        raise ModelLoadError(f"The store already has a model called {model_id!r}; pick another name.")
+    if not (source / CARD).exists():
+        raise ModelLoadError(f"{source} has no finished model to save.")
+    with staging_dir(models_dir(), model_id) as staging:
+        shutil.copytree(source, staging, dirs_exist_ok=True)
+        card = read_card(staging)
+        card.update(id=model_id, saved=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **card_updates)
+        write_card(staging, card)
+        publish_dir_atomic(staging, models_dir() / model_id)
+    return models_dir() / model_id
 
 
 def list_models() -> list[dict[str, Any]]:
