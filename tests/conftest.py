@@ -11,6 +11,7 @@ import torch
 
 from model_zoo.loading import bundled_encoder_path
 
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before huggingface_hub reads it: no test touches the network
 _ORIGINAL_HOME = os.environ.get("LOUPE_HOME")  # before the autouse fixture points it at a temp folder
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 

@@ -29,8 +29,9 @@ XSS_MARKER = '"><img src=x onerror="window.__x=1"><script>window.__x=1</script>'
 def wait_for_app(pg, cards: int = 0, timeout: float = TIMEOUT) -> None:  # type: ignore[no-untyped-def]
     """Wait until Streamlit has run the page to its end (and drawn ``cards`` explanation cards)."""
     pg.locator("h1").first.wait_for(state="visible", timeout=timeout)
-    if cards:
-        pg.wait_for_function(f"document.querySelectorAll('.loupe-text').length >= {cards}", timeout=timeout)
+    if cards:  # or stop early at an exception box: the run ended, without the cards
+        pg.wait_for_function(f"document.querySelectorAll('.loupe-text').length >= {cards}"
+                             " || !!document.querySelector('[data-testid=\"stException\"]')", timeout=timeout)
     pg.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
     pg.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=timeout)
 
@@ -92,6 +93,7 @@ def test_page_loads_without_error(page, app_url: str, name: str) -> None:  # typ
     assert PAGES[name] in paths
     assert urllib.parse.urlparse(page.url).path.strip("/") == PAGES[name]  # no "page not found" redirect
     assert page.locator("h1").first.inner_text().strip()
+    print("SIDEBAR", repr(page.locator("[data-testid=stSidebar]").inner_text()[:300]))
     assert page.locator('[data-testid="stSidebar"]').get_by_text("Model", exact=True).count() >= 1
     screenshot(page, f"page-{name}")
     assert_clean(page)
@@ -209,7 +211,12 @@ def test_no_iframe_allows_same_origin(new_page, app_url: str) -> None:  # type: 
 
 
 # --- 6. two sessions at once -------------------------------------------------------------------------------------
+@pytest.mark.xfail(strict=True, reason=(
+    "app bug: IG's Captum LayerIntegratedGradients hooks the embedding layer of the model shared by every session "
+    "(st.cache_resource), so two sessions running IG at once feed each other's embeddings: RuntimeError 'size of "
+    "tensor a (9) must match ... (11)' in BertEmbeddings.forward, an exception box on both pages"))
 def test_two_sessions_get_separate_results(new_page, app_url: str) -> None:  # type: ignore[no-untyped-def]
+    # different token counts (11 and 9 with the tiny model's tokenizer): a mix-up cannot go unnoticed
     texts = ["Alpha bravo charlie delta echo foxtrot.", "Zulu yankee whiskey victor uniform tango."]
     pages = [new_page(), new_page()]
     for pg, text in zip(pages, texts):  # start both before waiting for either
@@ -217,6 +224,7 @@ def test_two_sessions_get_separate_results(new_page, app_url: str) -> None:  # t
     for pg in pages:
         wait_for_app(pg, cards=3)
     for pg, text, other in zip(pages, texts, reversed(texts)):
+        assert_clean(pg)
         cards = pg.locator(".loupe-text").all_inner_texts()
         assert len(cards) == 3
         assert all(card.strip() == text for card in cards), cards
