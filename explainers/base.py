@@ -210,7 +210,8 @@ class BaseExplainer:
             raise ExplainerError(f"{self.title} expects a {self.Config.__name__}, got {type(config).__name__}.")
         check_config(config)
         start = time.perf_counter()
-        with handle.meter() as passes:
+        # handle.lock: no other session may use the model while an explainer has hooks on it.
+        with handle.lock, handle.meter() as passes:
             enc = handle.encode(text)
             probs = handle.predict_proba([text[: enc.explained_chars]])[0]
             if target is None:

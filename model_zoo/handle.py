@@ -49,6 +49,9 @@ class ModelHandle:
     batch_size: int = 64
     total_passes: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # Held around every use of the model. The model is shared by all sessions, and Captum's layer methods
+    # attach hooks to it for the length of an explanation: two at once would swap each other's inputs.
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @property
     def id(self) -> str:
@@ -116,6 +119,11 @@ class ModelHandle:
 
         This is the batched gradient path; every call counts one pass.
         """
+        with self.lock:
+            return self._forward_probs(input_ids, attention_mask, inputs_embeds)
+
+    def _forward_probs(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None,
+                       inputs_embeds: torch.Tensor | None) -> torch.Tensor:
         self.count_pass()
         if inputs_embeds is not None:
             out = self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask)
@@ -135,7 +143,7 @@ class ModelHandle:
             return out
         bs = batch_size or self.batch_size
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        with torch.inference_mode():
+        with self.lock, torch.inference_mode():
             for start in range(0, len(order), bs):
                 idx = order[start:start + bs]
                 enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
@@ -157,8 +165,8 @@ class ModelHandle:
 
         Needs a model loaded with ``attn_implementation="eager"``; SDPA returns no weights.
         """
-        self.count_pass()
-        with torch.inference_mode():
+        with self.lock, torch.inference_mode():
+            self.count_pass()
             out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_attentions=True)
         if not out.attentions or out.attentions[0] is None:
             from model_zoo.errors import LoupeError

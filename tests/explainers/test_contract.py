@@ -166,3 +166,16 @@ def test_round_trip_through_dict(tiny_handle, name: str) -> None:  # type: ignor
     a = _explain(tiny_handle, name)
     b = Attribution.from_dict(a.to_dict(extras=False))
     assert (b.scores, b.words, b.offsets, b.target, b.cost) == (a.scores, a.words, a.offsets, a.target, a.cost)
+
+
+def test_concurrent_explanations_do_not_mix(tiny_handle) -> None:  # type: ignore[no-untyped-def]
+    """Sessions share one model; Captum's hooks on it must not leak between threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = ["alpha bravo charlie delta echo foxtrot golf", "zulu yankee", "a fine film", "dull and long"] * 2
+    jobs = [("ig", t) if i % 2 == 0 else ("saliency", t) for i, t in enumerate(texts)]
+    expected = [_explain(tiny_handle, m, t).scores for m, t in jobs]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda job: _explain(tiny_handle, job[0], job[1]).scores, jobs))
+    for e, g in zip(expected, got):
+        assert np.allclose(e, g, atol=1e-6)
