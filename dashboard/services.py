@@ -37,6 +37,47 @@ def run_one(handle: ModelHandle, req: ExplainRequest, method: str) -> explainers
     return state.explain(handle, req.text, method, config, req.target)
 
 
+def changed_configs(configs: dict[str, Any]) -> str:
+    """The explainer settings that differ from their defaults, as compact JSON for a permalink ('' if none)."""
+    import dataclasses
+    import json
+
+    out = {}
+    for method, config in configs.items():
+        default = dataclasses.asdict(type(config)())
+        diff = {k: v for k, v in dataclasses.asdict(config).items() if default.get(k) != v}
+        if diff:
+            out[method] = diff
+    return json.dumps(out, separators=(",", ":"), sort_keys=True) if out else ""
+
+
+def config_state(raw: str, methods: dict[str, str]) -> dict[str, Any]:
+    """Widget values (session-state keys) for the settings in a permalink's ``cfg``; bad entries are ignored."""
+    import json
+
+    try:
+        data = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    out: dict[str, Any] = {}
+    if not isinstance(data, dict):
+        return out
+    for method, values in data.items():
+        if method not in methods or not isinstance(values, dict):
+            continue
+        fields = {f["name"]: f for f in explainers.config_fields(explainers.get(method).Config)}
+        for name, value in values.items():
+            spec = fields.get(name)
+            if spec is None or type(value) is not type(spec["default"]):
+                continue
+            if "choices" in spec and value not in spec["choices"]:
+                continue
+            if ("min" in spec and value < spec["min"]) or ("max" in spec and value > spec["max"]):
+                continue
+            out[f"{state.CONFIG_PREFIX}.{method}.{name}"] = value
+    return out
+
+
 def permalink(params: dict[str, str]) -> str:
     """The full URL of this view with ``params`` as its query string."""
     import urllib.parse

@@ -36,6 +36,8 @@ if not st.session_state.get("loupe_qp_applied"):
         st.session_state[state.METHODS] = [m for m in qp["methods"].split(",") if m in choices]
     if qp.get("target", "").isdigit() and int(qp["target"]) < handle.num_labels:
         st.session_state[state.TARGET] = int(qp["target"])
+    for key, value in services.config_state(qp.get("cfg", ""), choices).items():
+        st.session_state[key] = value
 st.session_state.setdefault(state.TEXT, "")
 st.session_state.setdefault(state.METHODS, services.default_methods(handle))
 st.session_state[state.METHODS] = [m for m in st.session_state[state.METHODS] if m in choices]
@@ -106,9 +108,14 @@ if clicked or st.session_state.pop("loupe_autorun", False):
     else:
         st.session_state[state.RESULTS] = services.ExplainRequest(
             state.model_key(handle), text, list(methods), configs, target)
-        st.query_params.from_dict({"model": str(st.session_state.get(state.MODEL, handle.id)), "text": text,
-                                   "methods": ",".join(methods), **({"target": str(target)} if target is not None
-                                                                    else {})})
+        params = {"model": str(st.session_state.get(state.MODEL, handle.id)), "text": text,
+                  "methods": ",".join(methods)}
+        if target is not None:
+            params["target"] = str(target)
+        changed = services.changed_configs(configs)
+        if changed:
+            params["cfg"] = changed
+        st.query_params.from_dict(params)
 
 req: services.ExplainRequest | None = st.session_state.get(state.RESULTS)
 if req is None or req.model_key != state.model_key(handle):

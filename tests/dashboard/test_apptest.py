@@ -120,9 +120,12 @@ def test_unloadable_model_keeps_previous(tiny_store: str, tmp_path: Path) -> Non
 
 def test_permalink_reopens_explanation(tiny_store: str) -> None:
     at = AppTest.from_file(APP, default_timeout=180)
-    at.query_params.update({"model": "tiny", "text": "a fine film", "methods": "saliency,ablation", "target": "0"})
+    at.query_params.update({"model": "tiny", "text": "a fine film", "methods": "saliency,ablation", "target": "0",
+                            "cfg": '{"ablation":{"baseline":"pad","perturbations_per_eval":4},"saliency":{"x":1}}'})
     at.run()
     assert not at.exception
+    assert at.selectbox(key="loupe_cfg.ablation.baseline").value == "pad"  # settings come back from the link
+    assert at.number_input(key="loupe_cfg.ablation.perturbations_per_eval").value == 4
     assert at.text_area(key="loupe_text").value == "a fine film"
     assert len(_card_titles(at)) == 2
     assert at.selectbox(key="loupe_target").value == 0
