@@ -25,6 +25,10 @@ EXAMPLE = "A wonderful, moving film with a terrible ending."
 SHOTS = [
     ("explain.png", "/?" + urllib.parse.urlencode({"text": EXAMPLE, "methods": "ig,shap,lime,attention"}), 2300,
      "document.querySelectorAll('.loupe-text').length >= 4"),
+    ("compare.png", "/compare?" + urllib.parse.urlencode({"text": EXAMPLE, "methods": "ig,lime"}), 1200, "true"),
+    ("finetune.png", "/finetune", 1200, "true"),
+    ("compress.png", "/compress", 1000, "true"),
+    ("evaluate.png", "/evaluate", 900, "true"),
     ("models.png", "/models", 900, "true"),
 ]
 

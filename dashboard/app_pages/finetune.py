@@ -14,7 +14,7 @@ from dashboard import state
 from dashboard.components.jobs import job_panel
 from dashboard.components.sidebar import md, page_setup
 from dashboard.components.widgets import config_widgets
-from dashboard.report import csv_bytes
+from dashboard.report import csv_bytes, table_report
 from model_zoo import BASE_ENCODER_ID, LoupeError, jobs, resolve_device, store
 from model_zoo.data import read_csv_frame
 from model_zoo.finetune import DataSpec, FinetuneConfig, default_train_config, load_data, save_to_store, save_upload
@@ -78,7 +78,13 @@ def _results(job_id: str) -> None:
         st.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
     rows = [{"split": s, "accuracy": m.get("accuracy"), "macro F1": m.get("f1_macro")}
             for s, m in (result.get("metrics") or {}).items()]
-    st.download_button("Metrics as CSV", csv_bytes(rows), file_name=f"{job_id}-metrics.csv", mime="text/csv")
+    d1, d2, _ = st.columns([1, 1, 3])
+    d1.download_button("Metrics as CSV", csv_bytes(rows), file_name=f"{job_id}-metrics.csv", mime="text/csv",
+                       width="stretch")
+    note = (f"{result.get('method')} · {result.get('trainable', 0):,} of {result.get('total', 0):,} parameters "
+            f"trained · {result.get('steps')} steps · {result.get('train_seconds')} s")
+    d2.download_button("HTML report", table_report(f"Fine-tuning {job_id}", rows, note).encode(),
+                       file_name=f"{job_id}.html", mime="text/html", width="stretch")
     model_id = result.get("model_id")
     if not result.get("published"):
         st.markdown("The model is kept with the job and is visible to no one else until you save it to the store.")
