@@ -16,6 +16,14 @@ Six methods, each behind one name in :data:`METHODS`, with a ``Config`` dataclas
   ``task_type=SEQ_CLS``) plus the head. It cannot be merged: saved as an adapter plus its base.
 - ``head_only``: the encoder is frozen and only the classification head trains (a baseline).
 
+LoRA, adapters, prompt tuning and head-only also train the pooler (BERT's dense + tanh over [CLS], which
+only the head reads) unless their ``include_pooler`` is off: a sentence encoder such as the bundled MiniLM
+was trained with mean pooling, so its pooler was never trained and its [CLS] vector says little about the
+text; with a frozen pooler these methods barely move from the majority class in a short run (LoRA: 0.57
+validation accuracy after 63 steps on 2,000 Rotten Tomatoes sentences, 0.73 with the pooler). For LoRA and
+prompt tuning the pooler joins the head in ``modules_to_save``. BitFit stays biases + head by default (the
+pooler's bias included), so on the bundled MiniLM it needs more than one short epoch or ``include_pooler``.
+
 An adapter folder holds ``config.json`` (the fine-tuned labels), the tokenizer, the adapter weights
 (safetensors only) and a ``loupe.json`` card whose ``peft`` entry names the base model and a SHA-256 of
 its weights; :func:`load_adapter_model` (called by ``model_zoo.load``) rebuilds the model from them.
@@ -60,6 +68,8 @@ class LoraMethodConfig:
         "help": "Comma-separated names of the linear layers to adapt (empty: peft's default for the model)"})
     merge: bool = field(default=True, metadata={
         "help": "Save the update merged into the weights (a plain model) instead of an adapter plus its base"})
+    include_pooler: bool = field(default=True, metadata={
+        "help": "Also train the pooler (BERT's dense + tanh over [CLS]), which only the head uses"})
 
     def __post_init__(self) -> None:
         if self.r < 1 or self.alpha < 1 or not 0.0 <= self.dropout < 1.0:
@@ -72,7 +82,11 @@ class LoraMethodConfig:
 
 @dataclass
 class BitFitConfig:
-    """BitFit trains the bias terms and the head; it has no settings of its own."""
+    """BitFit trains the bias terms and the head (Ben Zaken et al.); optionally the whole pooler too."""
+
+    include_pooler: bool = field(default=False, metadata={
+        "help": "Also train the pooler's weight (not only its bias): off is BitFit proper; on helps a sentence "
+                "encoder whose pooler was never trained (e.g. the bundled MiniLM)"})
 
 
 @dataclass
@@ -87,6 +101,8 @@ class AdapterConfig:
         "help": "ffn: one adapter per layer, after the feed-forward block (Pfeiffer); both: also after "
                 "attention (Houlsby)", "choices": ["ffn", "both"]})
     train_layer_norm: bool = field(default=True, metadata={"help": "Also train the LayerNorm weights"})
+    include_pooler: bool = field(default=True, metadata={
+        "help": "Also train the pooler (BERT's dense + tanh over [CLS]), which only the head uses"})
 
     def __post_init__(self) -> None:
         if self.bottleneck < 1:
@@ -104,6 +120,8 @@ class PromptTuningMethodConfig:
     init: str = field(default="sample_vocab", metadata={
         "help": "Start the prompt from embeddings of random vocabulary tokens, or from random vectors",
         "choices": ["sample_vocab", "random"]})
+    include_pooler: bool = field(default=True, metadata={
+        "help": "Also train the pooler (BERT's dense + tanh over [CLS]), which only the head uses"})
 
     def __post_init__(self) -> None:
         if self.num_virtual_tokens < 1 or self.init not in ("sample_vocab", "random"):
@@ -132,14 +150,14 @@ class Method:
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("full", "Full fine-tuning", "Every weight trains.", FullConfig,
            {"learning_rate": 1e-4, "epochs": 2.0}),
-    Method("lora", "LoRA", "Low-rank updates on the attention projections; the head trains in full.",
-           LoraMethodConfig, {"learning_rate": 1e-3, "epochs": 3.0}),
+    Method("lora", "LoRA", "Low-rank updates on the attention projections; the head and pooler train in full.",
+           LoraMethodConfig, {"learning_rate": 2e-3, "batch_size": 16, "epochs": 3.0}),
     Method("bitfit", "BitFit", "Only the bias terms and the head train.", BitFitConfig,
            {"learning_rate": 2e-3, "epochs": 3.0, "weight_decay": 0.0}),
     Method("adapters", "Bottleneck adapters", "Small residual bottleneck layers inside each block train.",
            AdapterConfig, {"learning_rate": 2e-3, "epochs": 3.0}),
-    Method("prompt_tuning", "Prompt tuning", "Trainable virtual tokens before the text; the head trains.",
-           PromptTuningMethodConfig, {"learning_rate": 3e-2, "epochs": 5.0, "warmup_ratio": 0.1}),
+    Method("prompt_tuning", "Prompt tuning", "Trainable virtual tokens before the text; the head and pooler train.",
+           PromptTuningMethodConfig, {"learning_rate": 1e-2, "batch_size": 16, "epochs": 5.0, "warmup_ratio": 0.1}),
     Method("head_only", "Frozen encoder (head only)", "Only the classification head trains (a baseline).",
            HeadOnlyConfig, {"learning_rate": 5e-3, "epochs": 3.0, "weight_decay": 0.0}),
 )}
@@ -189,13 +207,18 @@ def head_names(model: nn.Module) -> list[str]:
     return names
 
 
+def pooler_names(model: nn.Module) -> list[str]:
+    """Names of the model's pooler modules (BERT's ``bert.pooler``; none for DistilBERT, RoBERTa's head...)."""
+    return [n for n, m in model.named_modules()
+            if n.split(".")[-1] == "pooler" and next(m.parameters(), None) is not None]
+
+
 def _train_head(model: nn.Module, include_pooler: bool = False) -> None:
     for name in head_names(model):
         getattr(model, name).requires_grad_(True)
     if include_pooler:
-        for name, module in model.named_modules():
-            if name.endswith("pooler"):
-                module.requires_grad_(True)
+        for name in pooler_names(model):
+            model.get_submodule(name).requires_grad_(True)
 
 
 def apply_method(model: nn.Module, method: str, config: Any = None) -> nn.Module:
@@ -213,7 +236,7 @@ def apply_method(model: nn.Module, method: str, config: Any = None) -> nn.Module
     if method == "bitfit":
         for name, p in model.named_parameters():
             p.requires_grad_(name.endswith(".bias"))
-        _train_head(model)
+        _train_head(model, cfg.include_pooler)
         return model
     if method == "adapters":
         add_bottleneck_adapters(model, cfg)
@@ -221,7 +244,7 @@ def apply_method(model: nn.Module, method: str, config: Any = None) -> nn.Module
             for module in model.modules():
                 if isinstance(module, nn.LayerNorm):
                     module.requires_grad_(True)
-        _train_head(model)
+        _train_head(model, cfg.include_pooler)
         return model
     return _wrap_peft(model, method, cfg)
 
@@ -229,7 +252,7 @@ def apply_method(model: nn.Module, method: str, config: Any = None) -> nn.Module
 def _wrap_peft(model: nn.Module, method: str, cfg: Any) -> nn.Module:
     from peft import LoraConfig, PromptTuningConfig, PromptTuningInit, TaskType, get_peft_model
 
-    heads = head_names(model)
+    heads = head_names(model) + (pooler_names(model) if cfg.include_pooler else [])
     if method == "lora":
         peft_cfg: Any = LoraConfig(task_type=TaskType.SEQ_CLS, r=cfg.r, lora_alpha=cfg.alpha,
                                    lora_dropout=cfg.dropout, target_modules=cfg.targets(), modules_to_save=heads)

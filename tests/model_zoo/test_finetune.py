@@ -137,6 +137,7 @@ def test_trainable_parameter_counts(base: Path) -> None:
     total = _numel(plain, lambda n: True)
     head = _numel(plain, lambda n: n.startswith("classifier."))
     hidden, layers = 32, 2
+    pooler = hidden * hidden + hidden  # LoRA, adapters, prompt tuning and head-only train it by default
 
     full = prepare_model(str(base), "full", None, LABELS, device="cpu")
     assert full.trainable == full.total == total and full.fraction == 1.0
@@ -145,35 +146,51 @@ def test_trainable_parameter_counts(base: Path) -> None:
     names = [n for n, p in bitfit.model.named_parameters() if p.requires_grad]
     assert all(n.endswith(".bias") or n.startswith("classifier.") for n in names)
     assert bitfit.trainable == _numel(plain, lambda n: n.endswith(".bias")) + head - 2  # classifier.bias counted once
+    with_weight = prepare_model(str(base), "bitfit", {"include_pooler": True}, LABELS, device="cpu")
+    assert with_weight.trainable == bitfit.trainable + hidden * hidden  # opt-in: the pooler's weight (bias had it)
 
+    # LoRA: the lora_* matrices, the head and (include_pooler, the default) the pooler, both as modules_to_save.
     lora = prepare_model(str(base), "lora", {"r": 4}, LABELS, device="cpu")
     names = [n for n, p in lora.model.named_parameters() if p.requires_grad]
-    assert names and all("lora_" in n or "modules_to_save" in n for n in names)
+    assert names and all("lora_" in n or (".modules_to_save." in n and (".classifier." in n or ".pooler." in n))
+                         for n in names)
+    assert any(".pooler." in n for n in names)
     assert {n.split(".")[-4] for n in names if "lora_" in n} == {"query", "value"}
-    assert lora.trainable == layers * 2 * 4 * (hidden + hidden) + head
+    assert lora.trainable == layers * 2 * 4 * (hidden + hidden) + head + pooler
+    bare = prepare_model(str(base), "lora", {"r": 4, "include_pooler": False}, LABELS, device="cpu")
+    names = [n for n, p in bare.model.named_parameters() if p.requires_grad]
+    assert all("lora_" in n or ".classifier.modules_to_save." in n for n in names)
+    assert bare.trainable == layers * 2 * 4 * (hidden + hidden) + head
 
-    adapters = prepare_model(str(base), "adapters", {"bottleneck": 8, "train_layer_norm": False}, LABELS,
-                             device="cpu")
+    small = {"bottleneck": 8, "train_layer_norm": False, "include_pooler": False}
+    adapters = prepare_model(str(base), "adapters", small, LABELS, device="cpu")
     assert adapters.trainable == layers * (hidden * 8 + 8 + 8 * hidden + hidden) + head
-    both = prepare_model(str(base), "adapters", {"bottleneck": 8, "train_layer_norm": False, "placement": "both"},
-                         LABELS, device="cpu")
+    both = prepare_model(str(base), "adapters", {**small, "placement": "both"}, LABELS, device="cpu")
     assert both.trainable - head == 2 * (adapters.trainable - head)
+    pooled = prepare_model(str(base), "adapters", {**small, "include_pooler": True}, LABELS, device="cpu")
+    assert pooled.trainable == adapters.trainable + pooler
 
     prompt = prepare_model(str(base), "prompt_tuning", {"num_virtual_tokens": 5}, LABELS, device="cpu")
+    assert prompt.trainable == 5 * hidden + head + pooler
+    prompt = prepare_model(str(base), "prompt_tuning", {"num_virtual_tokens": 5, "include_pooler": False}, LABELS,
+                           device="cpu")
     assert prompt.trainable == 5 * hidden + head
 
     head_only = prepare_model(str(base), "head_only", {"include_pooler": False}, LABELS, device="cpu")
     assert head_only.trainable == head
     with_pooler = prepare_model(str(base), "head_only", None, LABELS, device="cpu")
-    assert with_pooler.trainable == head + hidden * hidden + hidden
+    assert with_pooler.trainable == head + pooler
 
 
 def test_lora_counts_on_the_bundled_encoder() -> None:
-    """The real MiniLM (6 layers, 384 wide) gets a new head and LoRA on its query/value projections."""
+    """The real MiniLM (6 layers, 384 wide) gets a new head and LoRA on its query/value projections.
+
+    Its pooler trains too (``include_pooler``): the sentence encoder never trained it for classification.
+    """
     prep = prepare_model("minilm-base", "lora", {"r": 8}, ["a", "b", "c"], device="cpu")
     assert prep.new_head and prep.labels == ["a", "b", "c"]
-    assert prep.trainable == 6 * 2 * 8 * (384 + 384) + (384 * 3 + 3)
-    assert 0.003 < prep.fraction < 0.004
+    assert prep.trainable == 6 * 2 * 8 * (384 + 384) + (384 * 3 + 3) + (384 * 384 + 384)
+    assert 0.009 < prep.fraction < 0.011
 
 
 @pytest.mark.parametrize("method,config", [("lora", {"r": 4}), ("lora", {"r": 4, "merge": False}),
