@@ -199,10 +199,10 @@ def render_png(html_path: Path, png_path: Path, width: int = 1200, chromium: str
     args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--no-first-run", "--disable-quic"]
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=args)
+        browser = p.chromium.launch(executable_path=chromium, args=args, timeout=120_000)
         page = browser.new_page(viewport={"width": width, "height": 800})
         page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort())
-        page.goto(Path(html_path).resolve().as_uri())
-        page.screenshot(path=str(png_path), full_page=True)
+        page.goto(Path(html_path).resolve().as_uri(), timeout=120_000)
+        page.screenshot(path=str(png_path), full_page=True, timeout=120_000)
         browser.close()
     return png_path
