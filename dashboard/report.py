@@ -193,7 +193,17 @@ def csv_bytes(rows: Iterable[Mapping[str, Any]]) -> bytes:
 
 
 def render_png(html_path: Path, png_path: Path, width: int = 1200, chromium: str = "/usr/bin/chromium") -> Path:
-    """Screenshot a report with headless Chromium, every network request blocked."""
+    """Screenshot a report with headless Chromium, every network request blocked.
+
+    Runs in its own thread: Playwright's sync API refuses a thread that already runs an asyncio loop.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(_render_png, html_path, png_path, width, chromium).result()
+
+
+def _render_png(html_path: Path, png_path: Path, width: int, chromium: str) -> Path:
     from playwright.sync_api import sync_playwright
 
     args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
