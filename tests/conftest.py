@@ -59,7 +59,7 @@ def tiny_handle(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def real_model_dir() -> Path:
-    """The real default model, built once (about 4 minutes on 2 cores) into a persistent store.
+    """The real default model, built once (about 3 minutes on 2 cores) into a persistent store.
 
     The store is ``LOUPE_TEST_HOME`` (default: ``LOUPE_HOME`` as the test run found it, else
     ``~/.cache/loupe``), so later runs and the app reuse it.

@@ -66,7 +66,7 @@ def model_sidebar() -> ModelHandle | None:
         st.markdown("### 🔎 Loupe")
         if not options:
             st.info(f"No model yet. Build the default one with `python -m model_zoo prepare` "
-                    f"({DEFAULT_MODEL_ID}, about 4 minutes on a laptop CPU), or load a folder below.")
+                    f"({DEFAULT_MODEL_ID}, about 3 minutes on a 2-core CPU), or load a folder below.")
         choice = st.selectbox("Model", options, index=options.index(wanted) if wanted in options else 0,
                               help="Models in the store (LOUPE_HOME/models) and the default model.",
                               format_func=lambda m: m if len(m) < 40 else "…" + m[-38:]) if options else None
