@@ -11,15 +11,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
 import explainers
 from explainers import Attribution
-from model_zoo import DEFAULT_MODEL_ID, ModelHandle, load, store
-from model_zoo.loading import locate
+from model_zoo import DEFAULT_MODEL_ID, ModelHandle, ModelLoadError, load, loading, store
 
 # Session-state keys.
 MODEL = "loupe_model"  # the id/path of the model in use
@@ -39,16 +37,11 @@ def default_model() -> str:
 
 
 def model_revision(model: str) -> str:
-    """Changes whenever the model's files change, so caches never serve a stale model."""
+    """The model's file stamp (``"missing"`` when it cannot be found: loading then says why)."""
     try:
-        folder, source = locate(model)
-    except Exception:
+        return loading.model_revision(model)
+    except ModelLoadError:
         return "missing"
-    if folder is None:
-        return source
-    stamps = [f"{p.name}:{p.stat().st_mtime_ns}:{p.stat().st_size}" for p in sorted(Path(folder).iterdir())
-              if p.is_file() and p.suffix in (".json", ".safetensors", ".bin")]
-    return "|".join(stamps)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")

@@ -31,11 +31,9 @@ from scipy import stats
 from explainers import DEFAULT_METHODS
 from explainers.base import Attribution, ExplainerError, config_fields, get
 from explainers.metrics import BINS, RANDOM_SEEDS, STEPS, comparable_scores, faithfulness_many, rank_agreement
-from model_zoo import DEFAULT_MODEL_ID, LoupeError, ModelHandle, load
+from model_zoo import DEFAULT_MODEL_ID, LoupeError, ModelHandle, load, loading
 from model_zoo.data import TextDataset, rotten_tomatoes
-from model_zoo.loading import locate
 from model_zoo.paths import reports_dir, write_json_atomic
-from model_zoo.store import read_card
 
 CACHE_VERSION = 1
 METRICS = ("comp_aopc", "suff_aopc", "deletion_auc", "insertion_auc")
@@ -141,19 +139,9 @@ def _short(e: Estimate, digits: int = 3) -> str:
 # --- inputs: model revision, dataset sample, configs ---------------------------------------------------
 
 def model_revision(model: str, handle: ModelHandle | None = None) -> str:
-    """What identifies this version of the model: its card's creation time and its weights' size and mtime."""
-    folder: Path | None
-    if handle is not None and handle.info.get("path"):
-        folder = Path(str(handle.info["path"]))
-    else:
-        folder, _ = locate(model)
-    if folder is None:
-        return "hub"
-    parts = [str(read_card(folder).get("created", ""))]
-    for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
-        st = weights.stat()
-        parts.append(f"{weights.name}:{st.st_size}:{st.st_mtime_ns}")
-    return "|".join(parts)
+    """What identifies this version of the model (see :func:`model_zoo.loading.model_revision`)."""
+    path = handle.info.get("path") if handle is not None else None
+    return loading.model_revision(model, Path(str(path)) if path else None)
 
 
 def sample(dataset: TextDataset, n: int, seed: int = 0) -> list[int]:

@@ -38,7 +38,7 @@ from torch import nn
 from model_zoo import store
 from model_zoo.data import TextDataset, rotten_tomatoes
 from model_zoo.errors import LoupeError, ModelLoadError
-from model_zoo.handle import ModelHandle
+from model_zoo.handle import ModelHandle, is_quantized
 from model_zoo.training import TrainConfig, classification_metrics, train
 
 KINDS = ("original", "int8", "fp16", "bf16", "prune", "layers", "distill")
@@ -386,11 +386,6 @@ def _linear_weights(model: nn.Module) -> list[torch.Tensor]:
         elif isinstance(m, torch.ao.nn.quantized.dynamic.Linear):
             out.append(m.weight().dequantize())
     return out
-
-
-def is_quantized(model: nn.Module) -> bool:
-    """Whether ``model`` holds dynamic int8 Linear layers (they pass no gradients)."""
-    return any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in model.modules())
 
 
 def measured_sparsity(model: nn.Module) -> float:

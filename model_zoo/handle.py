@@ -19,6 +19,11 @@ from model_zoo.errors import EmptyTextError
 _METERS: contextvars.ContextVar[tuple[list[int], ...]] = contextvars.ContextVar("loupe_meters", default=())
 
 
+def is_quantized(model: torch.nn.Module) -> bool:
+    """Whether ``model`` holds dynamic int8 Linear layers (they pass no gradients)."""
+    return any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in model.modules())
+
+
 @dataclass
 class Encoded:
     """One text tokenized for the model, with the bookkeeping explainers need."""
@@ -178,7 +183,7 @@ class ModelHandle:
     @property
     def is_quantized(self) -> bool:
         """Whether the model holds dynamic int8 Linear layers (they pass no gradients)."""
-        return any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in self.model.modules())
+        return is_quantized(self.model)
 
     @property
     def attn_implementation(self) -> str:

@@ -95,6 +95,19 @@ def locate(model_id_or_path: str | os.PathLike[str]) -> tuple[Path | None, str]:
     return None, "hub"
 
 
+def model_revision(model_id_or_path: str | os.PathLike[str], folder: Path | None = None) -> str:
+    """A stamp that changes whenever the model's files change (names, sizes, mtimes of its config and weights).
+
+    Caches key on it so they never serve a stale model. ``folder`` skips the lookup when it is known.
+    """
+    if folder is None:
+        folder, source = locate(model_id_or_path)
+        if folder is None:
+            return source
+    return "|".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in sorted(Path(folder).iterdir())
+                    if p.is_file() and p.suffix in (".json", ".safetensors", ".bin"))
+
+
 def _check_folder(folder: Path, allow_pickle: bool) -> Path | None:
     """Refuse folders Loupe will not load. Returns the pickle file to load, if one is allowed."""
     config_file = folder / "config.json"

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 
+from dashboard.components.charts import _plain
 from explainers import Attribution
 from explainers.metrics import Faithfulness, agreement
-
-
-def _plain(s: str) -> str:
-    return str(s).replace("<", "\u2039").replace(">", "\u203a")
 
 
 def faithfulness_line(f: Faithfulness) -> str:
@@ -66,7 +61,3 @@ def deletion_chart(results: Sequence[tuple[str, Faithfulness]]) -> go.Figure:
     fig.update_layout(height=340, margin=dict(l=0, r=0, t=10, b=0), xaxis=dict(title="fraction of words deleted",
                       tickformat=".0%"), yaxis=dict(title="p(target)", range=[0, 1]), legend=dict(orientation="h"))
     return fig
-
-
-def escape_md(text: Any) -> str:
-    return html.escape(str(text))
