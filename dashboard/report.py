@@ -173,6 +173,65 @@ def table_report(title: str, rows: Sequence[Mapping[str, Any]], note: str = "") 
     return _page(title, body + "</table>", None)
 
 
+_SPLIT_TITLES = {"train": "Train", "validation": "Validation", "test": "Test (held out)"}
+
+
+def finetune_rows(metrics: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per evaluated split: split, what it was used for, texts, accuracy, macro F1 (page CSV and report)."""
+    return [{"split": m.get("split", split), "used for": m.get("role", ""), "texts": m.get("size"),
+             "accuracy": m.get("accuracy"), "macro F1": m.get("f1_macro")} for split, m in metrics.items()]
+
+
+def finetune_report(title: str, result: Mapping[str, Any], card: Mapping[str, Any] | None = None) -> str:
+    """A fine-tuning run as a self-contained HTML report: every figure names the split it was measured on.
+
+    Args:
+        title: the heading (e.g. ``Fine-tuning <job id>``).
+        result: the job's result (``metrics`` per split, ``data`` summary, ``selection``, method and counts).
+        card: the saved model's card: its ``labels`` name the confusion matrix (the card itself is not
+            copied in: its data spec holds server paths).
+    """
+    card = card or {}
+    metrics = result.get("metrics") or {}
+    data = result.get("data") or card.get("data") or {}
+    body = (f"<p class='meta'>{esc(result.get('method'))} · {_num(result.get('trainable'))} of "
+            f"{_num(result.get('total'))} parameters trained · {esc(result.get('steps'))} steps · "
+            f"{esc(result.get('train_seconds'))} s</p>")
+    if metrics and "test" not in data:  # a run from before the held-out split: its "test" was validation
+        body += ("<p class='warn'>This run had no separate test split: its test figures were measured on the "
+                 "validation split that also chose the checkpoint.</p>")
+    parts = {k: v for k, v in data.items() if isinstance(v, Mapping) and "size" in v}
+    if parts:
+        classes = list(next(iter(parts.values())).get("classes") or {})
+        body += f"<h2>Data</h2><p class='meta'>{esc(data.get('source', ''))} · {esc(data.get('split', ''))}</p>"
+        body += ("<table><tr><th>split</th><th>used for</th><th>texts</th>"
+                 + "".join(f"<th>{esc(c)}</th>" for c in classes) + "</tr>")
+        body += "".join(f"<tr><td>{esc(_SPLIT_TITLES.get(k, k))}</td><td>{esc(p.get('role', ''))}</td>"
+                        f"<td class='num'>{_num(p.get('size'))}</td>"
+                        + "".join(f"<td class='num'>{_num((p.get('classes') or {}).get(c))}</td>" for c in classes)
+                        + "</tr>" for k, p in parts.items()) + "</table>"
+    selection = result.get("selection") or card.get("selection") or {}
+    if selection.get("rule"):
+        body += f"<p class='meta'>Saved weights: {esc(selection['rule'])} (step {esc(selection.get('step'))}).</p>"
+    body += "<h2>Results by split</h2><table><tr><th>split</th><th>used for</th><th>texts</th><th>accuracy</th>"
+    body += "<th>macro F1</th></tr>" + "".join(
+        f"<tr><td>{esc(_SPLIT_TITLES.get(r['split'], r['split']))}</td><td>{esc(r['used for'])}</td>"
+        f"<td class='num'>{_num(r['texts'])}</td><td class='num'>{_num(r['accuracy'])}</td>"
+        f"<td class='num'>{_num(r['macro F1'])}</td></tr>" for r in finetune_rows(metrics)) + "</table>"
+    test = metrics.get("test") or {}
+    cm = test.get("confusion_matrix")
+    if cm:
+        names = list(card.get("labels") or [str(i) for i in range(len(cm))])
+        body += (f"<h3>Confusion matrix · test split ({_num(test.get('size', sum(map(sum, cm))))} texts)</h3>"
+                 "<table><tr><th>true \\ predicted</th>" + "".join(f"<th>{esc(n)}</th>" for n in names) + "</tr>"
+                 + "".join(f"<tr><th>{esc(n)}</th>" + "".join(f"<td class='num'>{_num(v)}</td>" for v in row)
+                           + "</tr>" for n, row in zip(names, cm)) + "</table>")
+    notes = data.get("notes") or []
+    if notes:
+        body += "<h2>Notes</h2><ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>"
+    return _page(title, body, None)
+
+
 def csv_safe(value: Any) -> Any:
     """Guard a cell against formula injection in spreadsheets (a leading = + - @ tab or CR)."""
     if isinstance(value, str) and value.startswith(_FORMULA_START):

@@ -7,9 +7,14 @@ runs the same job in the terminal with a progress bar.
 
 While it trains, the job writes to its folder: progress and ETA (``status.json``), one record per training
 log step (``{"split": "train", "step", "loss"}``) and per evaluation (``{"split": "validation", "step",
-"loss", "accuracy", "f1"}``) in ``metrics.jsonl``, and checkpoints. A checkpoint counts once Trainer has
-finished writing it (a ``.complete`` marker); a resumed job restarts from the last complete one and drops
-the metric records made after it.
+"loss", "accuracy", "f1"}``) in ``metrics.jsonl``, which rows went to which split (``splits.json``), and
+checkpoints. A checkpoint counts once Trainer has finished writing it (a ``.complete`` marker); a resumed job
+restarts from the last complete one and drops the metric records made after it.
+
+Three splits, three roles: train fits the weights, validation only picks the checkpoint (early stopping) and
+is watched while training, test is held out and scored once, on the model as saved. A CSV is split
+train / validation / test (see ``data.split_dataset``) unless the user brings validation or test files;
+Rotten Tomatoes has its own fixed split by movie. Every stored metric names its split.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import numpy as np
 import torch
 
 from model_zoo import jobs, store
-from model_zoo.data import RT_LABELS, TextDataset, load_csv, rotten_tomatoes, split_dataset
+from model_zoo.data import RT_LABELS, SPLIT_SEED, SPLITS, TextDataset, load_csv, rotten_tomatoes, split_dataset
 from model_zoo.errors import DatasetError, LoupeError, UntrainedHeadError
 from model_zoo.loading import BASE_ENCODER_ID, load, locate
 from model_zoo.paths import jobs_dir, loupe_home, models_dir, publish_dir_atomic, staging_dir, write_json_atomic
@@ -53,14 +58,23 @@ _JOB_DEFAULTS: dict[str, Any] = {"eval_steps": 50, "save_steps": 100}
 
 @dataclass
 class DataSpec:
-    """Where the examples come from: ``rt`` (bundled Rotten Tomatoes) or the path of a CSV file."""
+    """Where the examples come from: ``rt`` (bundled Rotten Tomatoes) or the path of a CSV file.
+
+    A CSV gives ``validation_fraction`` of its rows to validation and ``test_fraction`` to test (stratified,
+    seeded by ``split_seed``, which stays fixed when the training seed changes so runs share one test set).
+    A separate ``validation_source`` or ``test_source`` file (same columns) replaces that share.
+    """
 
     source: str = "rt"
     text_column: str = "text"
     label_column: str = "label"
     limit: int = 0  # training texts to use (0: all), a seeded random sample
     validation_limit: int = 0  # validation texts to use (0: all)
-    validation_fraction: float = 0.1  # CSV only: held out for validation (and for the test metrics)
+    validation_fraction: float = 0.1  # CSV only: held out to pick the checkpoint
+    test_fraction: float = 0.1  # CSV only: held out for the test metrics, never trained on or used to choose
+    validation_source: str = ""  # CSV only: a separate validation file
+    test_source: str = ""  # CSV only: a separate test file
+    split_seed: int = SPLIT_SEED
 
 
 @dataclass
@@ -100,16 +114,15 @@ class FinetuneConfig:
 def default_train_config(method: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """The method's recipe (learning rate, epochs... see ``METHODS``), with ``overrides`` on top.
 
-    Early stopping needs checkpoints on evaluation steps, so ``save_steps`` is rounded to a multiple of
-    ``eval_steps`` when ``early_stopping_patience`` is set.
+    With ``early_stopping_patience`` the run checkpoints at every evaluation (``save_steps = eval_steps``), so
+    the checkpoint with the best validation accuracy is on disk to return to at the end.
     """
     values = {**asdict(TrainConfig()), **_JOB_DEFAULTS, **get_method(method).train_defaults, **(overrides or {})}
     unknown = set(values) - {f.name for f in fields(TrainConfig)}
     if unknown:
         raise LoupeError(f"Unknown training setting(s): {', '.join(sorted(unknown))}.")
     if values["early_stopping_patience"] and values["eval_steps"]:
-        every = int(values["eval_steps"])
-        values["save_steps"] = every * max(1, -(-int(values["save_steps"] or every) // every))
+        values["save_steps"] = int(values["eval_steps"])
     try:
         return TrainConfig(**values)
     except (TypeError, ValueError) as err:
@@ -117,57 +130,128 @@ def default_train_config(method: str, overrides: dict[str, Any] | None = None) -
 
 
 # --- data ----------------------------------------------------------------------------------------
+ROLES = {
+    "train": "fits the weights",
+    "validation": "checkpoint selection (early stopping) and monitoring; not a test score",
+    "test": "held out: scored once, on the final model",
+}
+
+
 @dataclass
 class Splits:
-    """Training, validation and test sets; for a CSV the test set *is* the validation set."""
+    """Training, validation and test sets, disjoint, and how they were made."""
 
     train: TextDataset
     validation: TextDataset
     test: TextDataset
-    test_is_validation: bool
     source: str
+    method: str = ""  # how the rows were split, in words
+    notes: list[str] = field(default_factory=list)
 
     @property
     def labels(self) -> list[str]:
         return list(self.train.label_names)
 
+    def parts(self) -> dict[str, TextDataset]:
+        return {"train": self.train, "validation": self.validation, "test": self.test}
+
     def summary(self) -> dict[str, Any]:
-        """Sizes and class balance per split (for the page and the card)."""
-        parts = {"train": self.train, "validation": self.validation}
-        if not self.test_is_validation:
-            parts["test"] = self.test
-        out: dict[str, Any] = {k: {"size": len(v), "classes": v.class_counts()} for k, v in parts.items()}
-        out["source"] = self.source
-        out["notes"] = list(self.train.notes)
-        if self.test_is_validation:
-            out["notes"].append("No separate test split: the test metrics are measured on the validation split.")
+        """Size, class balance and role per split, the source, the split method, notes (page and card)."""
+        out: dict[str, Any] = {k: {"size": len(v), "classes": v.class_counts(), "role": ROLES[k]}
+                               for k, v in self.parts().items()}
+        out.update(source=self.source, split=self.method, notes=list(self.notes))
         return out
+
+    def rows(self) -> dict[str, Any]:
+        """Which rows of which file went to which split (``splits.json`` in the job folder)."""
+        return {k: {"from": v.name, "rows": v.rows} for k, v in self.parts().items()}
 
 
 def _sample(ds: TextDataset, n: int, seed: int) -> TextDataset:
     if not n or n >= len(ds):
         return ds
-    idx = random.Random(seed).sample(range(len(ds)), n)
-    return TextDataset([ds.texts[i] for i in idx], [ds.labels[i] for i in idx], ds.label_names, ds.name, ds.notes)
+    return ds.subset(sorted(random.Random(seed).sample(range(len(ds)), n)))
+
+
+def _data_file(source: str) -> Path:
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise DatasetError(f"No data file at {path}; use `rt` for the bundled Rotten Tomatoes data or a CSV path.")
+    return path
+
+
+def held_out_fractions(spec: DataSpec) -> dict[str, float]:
+    """The splits carved out of the CSV itself (those without a file of their own), with their fractions."""
+    wanted = {"validation": (spec.validation_source, spec.validation_fraction),
+              "test": (spec.test_source, spec.test_fraction)}
+    return {k: float(f) for k, (own, f) in wanted.items() if not own}
+
+
+def _split_notes(parts: dict[str, TextDataset], carved: dict[str, float]) -> list[str]:
+    notes: list[str] = []
+    train = set(parts["train"].texts)
+    for split in ("validation", "test"):
+        ds = parts[split]
+        if split not in carved:
+            shared = sum(t in train for t in ds.texts)
+            if shared:
+                notes.append(f"{shared} of the {len(ds)} {split} texts also occur in the training file; "
+                             f"they make the {split} score look better than it is.")
+            missing = [k for k, n in ds.class_counts().items() if not n]
+            if missing:
+                notes.append(f"The {split} file has no texts of class(es) {', '.join(missing)}.")
+        thin = {k: n for k, n in ds.class_counts().items() if 0 < n < 5}
+        if thin:
+            notes.append(f"Few {split} texts for class(es) {', '.join(f'{k} ({n})' for k, n in thin.items())}: "
+                         f"per-class {split} results rest on very few examples.")
+    if len(parts["test"]) < 100:
+        notes.append(f"The test split has {len(parts['test'])} texts: one text moves the test accuracy by "
+                     f"{1 / max(1, len(parts['test'])):.3f}.")
+    return notes
 
 
 def load_data(spec: DataSpec, seed: int = 13) -> Splits:
-    """The splits a run trains and evaluates on.
+    """The splits a run trains, selects and tests on.
+
+    Args:
+        spec: the data (source file or ``rt``, columns, fractions, separate files, split seed).
+        seed: draws the ``limit`` / ``validation_limit`` samples (the training seed); the split itself
+            depends only on ``spec.split_seed``.
 
     Raises:
-        DatasetError: the CSV cannot be used (see ``data.load_csv``).
+        DatasetError: a file cannot be used (see ``data.load_csv``), the fractions are bad, or a class is too
+            small to appear in every split.
     """
     if spec.source == "rt":
-        train, val, test = (rotten_tomatoes(s) for s in ("train", "validation", "test"))
-        return Splits(_sample(train, spec.limit, seed), _sample(val, spec.validation_limit, seed), test, False,
-                      "Rotten Tomatoes review snippets (bundled)")
-    path = Path(spec.source).expanduser()
-    if not path.is_file():
-        raise DatasetError(f"No data file at {path}; use `rt` for the bundled Rotten Tomatoes data or a CSV path.")
+        if spec.validation_source or spec.test_source:
+            raise DatasetError("Rotten Tomatoes comes with its own validation and test splits; separate files "
+                               "go with a CSV.")
+        train, val, test = (rotten_tomatoes(s) for s in SPLITS)
+        return Splits(_sample(train, spec.limit, seed), _sample(val, spec.validation_limit, seed), test,
+                      "Rotten Tomatoes review snippets (bundled)",
+                      "fixed split by movie (about 80/10/10; no movie in two splits)")
+    path = _data_file(spec.source)
     full = load_csv(path, spec.text_column, spec.label_column, name=path.name)
-    train, val = split_dataset(full, spec.validation_fraction, seed)
-    val = _sample(val, spec.validation_limit, seed)
-    return Splits(_sample(train, spec.limit, seed), val, val, True, f"CSV file {path.name}")
+    own = {k: load_csv(_data_file(f), spec.text_column, spec.label_column, name=Path(f).name,
+                       label_names=full.label_names)
+           for k, f in (("validation", spec.validation_source), ("test", spec.test_source)) if f}
+    carved = held_out_fractions(spec)
+    parts = {**(split_dataset(full, carved, spec.split_seed) if carved else {"train": full}), **own}
+    notes = [*full.notes, *(f"{v.name}: {n}" for v in own.values() for n in v.notes), *_split_notes(parts, carved)]
+    repeats = len(full) - len(set(full.texts))
+    if carved and repeats:
+        notes.append(f"{repeats} row(s) of {path.name} repeat an earlier text; every copy of a text stays in one "
+                     "split, so no held-out text of the file was trained on.")
+    if carved:
+        shares = {k: round(100 * f) for k, f in carved.items()}
+        method = (f"{path.name} split {100 - sum(shares.values())}% train / "
+                  + " / ".join(f"{v}% {k}" for k, v in shares.items())
+                  + f", stratified by label, seed {spec.split_seed}; copies of a text stay in one split")
+    else:
+        method = f"{path.name} is all training data"
+    method += "".join(f"; {k} from {v.name}" for k, v in own.items())
+    return Splits(_sample(parts["train"], spec.limit, seed), _sample(parts["validation"], spec.validation_limit, seed),
+                  parts["test"], f"CSV file {path.name}", method, notes)
 
 
 def save_upload(raw: bytes, filename: str = "upload.csv") -> Path:
@@ -332,9 +416,11 @@ def _trim_metrics(job: Path, step: int) -> None:
     os.replace(tmp, path)
 
 
-def _evaluate(handle: Any, ds: TextDataset) -> dict[str, Any]:
+def _evaluate(handle: Any, ds: TextDataset, split: str) -> dict[str, Any]:
+    """Accuracy, macro F1 and confusion matrix on ``ds``, labelled with its split, size and role."""
     probs = handle.predict_proba(ds.texts)
-    return classification_metrics(np.asarray(ds.labels), probs.argmax(axis=1), len(ds.label_names))
+    metrics = classification_metrics(np.asarray(ds.labels), probs.argmax(axis=1), len(ds.label_names))
+    return {"split": split, "size": len(ds), "role": ROLES[split], **metrics}
 
 
 def export_model(prep: Prepared, model: Any, cfg: FinetuneConfig, folder: Path) -> dict[str, Any]:
@@ -373,18 +459,21 @@ def export_model(prep: Prepared, model: Any, cfg: FinetuneConfig, folder: Path) 
 
 
 def run_job(ctx: jobs.JobContext) -> dict[str, Any]:
-    """The ``finetune`` job: train, evaluate on the test split, save the model with its card.
+    """The ``finetune`` job: train (validation picks the checkpoint), score the held-out test split once, save.
 
     Returns:
-        ``{"model_id", "path", "published", "metrics": {"validation", "test"}, "seconds", "steps",
-        "trainable", "total", "method"}``; ``model_id`` is None when the model stayed in the job folder.
+        ``{"model_id", "path", "published", "metrics": {"validation", "test"}, "selection", "data", "seconds",
+        "steps", "trainable", "total", "method"}``; each metrics entry names its ``split``, ``size`` and
+        ``role``; ``model_id`` is None when the model stayed in the job folder.
     """
     started = time.time()
     cfg = validate_config(FinetuneConfig.from_dict(ctx.config), check_name=not ctx.resuming)
     tcfg = cfg.train_config()
     ctx.progress(0, 1, "loading data")
     splits = load_data(cfg.data, tcfg.seed)
-    ctx.log(f"data: {len(splits.train)} training, {len(splits.validation)} validation texts; labels {splits.labels}")
+    write_json_atomic(ctx.dir / "splits.json", splits.rows())
+    ctx.log(f"data: {len(splits.train)} training, {len(splits.validation)} validation, "
+            f"{len(splits.test)} test (held out) texts; {splits.method}; labels {splits.labels}")
     ctx.progress(0, 1, "loading the base model")
     prep = prepare_model(cfg.base, cfg.method, cfg.method_config, splits.labels, seed=tcfg.seed)
     ctx.log(f"{get_method(cfg.method).title}: {prep.trainable:,} of {prep.total:,} parameters train "
@@ -416,20 +505,38 @@ def run_job(ctx: jobs.JobContext) -> dict[str, Any]:
     if ctx.cancelled():
         return {"cancelled": True}
     ctx.progress(result.global_step, result.global_step, "saving and evaluating the model")
-    return _finish(ctx, cfg, tcfg, prep, splits, trainer.model, result, resumed_from, train_seconds, started)
+    return _finish(ctx, cfg, tcfg, prep, splits, trainer, result, resumed_from, train_seconds, started)
+
+
+def _selection(tcfg: TrainConfig, trainer: Any, steps: int) -> dict[str, Any]:
+    """How the saved weights were chosen, on which split, and the step they come from."""
+    best = trainer.state.best_model_checkpoint  # the checkpoint Trainer reloaded at the end, if any
+    if tcfg.early_stopping_patience:
+        return {"split": "validation", "metric": "accuracy",
+                "step": int(str(best).rsplit("-", 1)[1]) if best else steps,
+                "rule": f"best validation accuracy, early stopping after {tcfg.early_stopping_patience} "
+                        "evaluations without gain"}
+    return {"split": None, "metric": None, "step": steps,
+            "rule": "the last step (validation is only watched, not used to choose)"}
 
 
 def _finish(ctx: jobs.JobContext, cfg: FinetuneConfig, tcfg: TrainConfig, prep: Prepared, splits: Splits,
-            model: Any, result: Any, resumed_from: int, train_seconds: float, started: float) -> dict[str, Any]:
-    """Save into a staging folder, reload it with ``model_zoo.load``, measure, write the card, publish."""
+            trainer: Any, result: Any, resumed_from: int, train_seconds: float, started: float) -> dict[str, Any]:
+    """Save into a staging folder, reload it with ``model_zoo.load``, measure, write the card, publish.
+
+    The test split is scored here, once, on the model exactly as saved (the selected checkpoint).
+    """
     job_id = ctx.dir.name
+    model = trainer.model
+    selection = _selection(tcfg, trainer, int(result.global_step))
     publish = cfg.publish and (cfg.overwrite or store.model_path(cfg.name) is None)
     parent = models_dir() if publish else ctx.dir
     final = models_dir() / cfg.name if publish else ctx.dir / "model"
     with staging_dir(parent, cfg.name or "model") as staging:
         entries = export_model(prep, model, cfg, staging)
         handle = load(staging, attn_implementation="sdpa")  # measure the model exactly as it was saved
-        metrics = {"validation": _evaluate(handle, splits.validation), "test": _evaluate(handle, splits.test)}
+        metrics = {"validation": _evaluate(handle, splits.validation, "validation"),
+                   "test": _evaluate(handle, splits.test, "test")}
         card = {
             "id": cfg.name if publish else f"job:{job_id}",
             "name": cfg.name,
@@ -447,6 +554,7 @@ def _finish(ctx: jobs.JobContext, cfg: FinetuneConfig, tcfg: TrainConfig, prep: 
             "hyperparameters": asdict(tcfg),
             "seed": tcfg.seed,
             "metrics": metrics,
+            "selection": selection,
             "train_loss": float(result.training_loss),
             "steps": int(result.global_step),
             "resumed_from_step": resumed_from,
@@ -461,10 +569,12 @@ def _finish(ctx: jobs.JobContext, cfg: FinetuneConfig, tcfg: TrainConfig, prep: 
         publish_dir_atomic(staging, final)
     shutil.rmtree(ctx.checkpoints, ignore_errors=True)  # the model is saved; checkpoints are only for resuming
     note = "" if publish or not cfg.publish else f"{cfg.name!r} was taken meanwhile; the model stays in the job."
-    ctx.log(f"test accuracy {metrics['test']['accuracy']:.4f}, macro F1 {metrics['test']['f1_macro']:.4f}; "
-            f"saved to {final}")
+    test = metrics["test"]
+    ctx.log(f"test split ({test['size']} held-out texts): accuracy {test['accuracy']:.4f}, macro F1 "
+            f"{test['f1_macro']:.4f}; saved to {final}")
     return {"model_id": cfg.name if publish else None, "path": str(final), "published": publish, "note": note,
-            "metrics": metrics, "seconds": card["seconds"], "train_seconds": card["train_seconds"],
+            "metrics": metrics, "selection": selection, "data": card["data"],
+            "seconds": card["seconds"], "train_seconds": card["train_seconds"],
             "steps": card["steps"], "train_loss": card["train_loss"], "resumed_from_step": resumed_from,
             "trainable": prep.trainable, "total": prep.total, "method": cfg.method}
 
@@ -479,10 +589,21 @@ def validate_config(cfg: FinetuneConfig, check_name: bool = True) -> FinetuneCon
             raise LoupeError(f"{cfg.name!r} is not a usable model name (letters, digits, '.', '_', '-').")
         if check_name and cfg.publish and not cfg.overwrite and store.model_path(cfg.name) is not None:
             raise LoupeError(f"The store already has a model called {cfg.name!r}; pick another name.")
-    if cfg.data.source != "rt" and not Path(cfg.data.source).expanduser().is_file():
-        raise DatasetError(f"No data file at {cfg.data.source}.")
-    if not 0.0 < cfg.data.validation_fraction < 1.0:
-        raise DatasetError("The validation fraction must be between 0 and 1.")
+    data = cfg.data
+    if data.source == "rt":
+        if data.validation_source or data.test_source:
+            raise DatasetError("Rotten Tomatoes comes with its own validation and test splits; separate files "
+                               "go with a CSV.")
+        return cfg
+    for f in (data.source, data.validation_source, data.test_source):
+        if f and not Path(f).expanduser().is_file():
+            raise DatasetError(f"No data file at {f}.")
+    carved = held_out_fractions(data)
+    for split, share in carved.items():
+        if not 0.0 < share < 1.0:
+            raise DatasetError(f"The {split} fraction must be between 0 and 1.")
+    if sum(carved.values()) >= 1.0:
+        raise DatasetError("The validation and test fractions together must leave rows for training.")
     return cfg
 
 
@@ -537,7 +658,9 @@ def _cli_config(args: Any) -> FinetuneConfig:
              "save_steps": args.save_steps}
     name = args.name or f"{args.method.replace('_', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
     data = DataSpec(args.data, args.text_column, args.label_column, args.limit, args.validation_limit,
-                    args.validation_fraction)
+                    validation_fraction=args.validation_fraction, test_fraction=args.test_fraction,
+                    validation_source=args.validation_data or "", test_source=args.test_data or "",
+                    split_seed=args.split_seed)
     return FinetuneConfig(args.base, args.method, name, data, options,
                           {k: v for k, v in flags.items() if v is not None}, not args.no_publish, args.overwrite,
                           progress_bar=not args.quiet)
@@ -551,9 +674,12 @@ def _cmd_finetune(args: Any) -> int:
         print(f"error: job {job_id} {status.get('state')}: {status.get('message')}")
         print(f"(log: {jobs.job_dir(job_id) / 'log.txt'}; continue with --resume {job_id})")
         return 1
-    test = res["metrics"]["test"]
+    val, test = res["metrics"]["validation"], res["metrics"]["test"]
     print(f"{res['method']}: {res['trainable']:,} of {res['total']:,} parameters trained, {res['steps']} steps in "
-          f"{res['train_seconds']} s; test accuracy {test['accuracy']:.4f}, macro F1 {test['f1_macro']:.4f}")
+          f"{res['train_seconds']} s")
+    chose = ", picked the checkpoint" if (res.get("selection") or {}).get("split") else ""
+    print(f"validation ({val['size']} texts{chose}): accuracy {val['accuracy']:.4f}; "
+          f"test ({test['size']} held-out texts): accuracy {test['accuracy']:.4f}, macro F1 {test['f1_macro']:.4f}")
     print(f"saved to {res['path']}" + (f" (store id {res['model_id']})" if res["model_id"] else ""))
     return 0
 
@@ -565,7 +691,14 @@ def add_cli(sub: Any) -> None:
     p.add_argument("--data", default="rt", help="rt (bundled Rotten Tomatoes) or a CSV file")
     p.add_argument("--text-column", default="text")
     p.add_argument("--label-column", default="label")
-    p.add_argument("--validation-fraction", type=float, default=0.1, help="CSV only: share held out")
+    p.add_argument("--validation-fraction", type=float, default=0.1,
+                   help="CSV only: share held out to pick the checkpoint")
+    p.add_argument("--test-fraction", type=float, default=0.1,
+                   help="CSV only: share held out for the test metrics (never trained on or used to choose)")
+    p.add_argument("--validation-data", metavar="CSV", help="CSV only: a separate validation file (same columns)")
+    p.add_argument("--test-data", metavar="CSV", help="CSV only: a separate test file (same columns)")
+    p.add_argument("--split-seed", type=int, default=SPLIT_SEED, help="CSV only: seed of the train/validation/test "
+                   "split (kept apart from --seed, so runs share one test set)")
     p.add_argument("--limit", type=int, default=0, help="use N training texts (a seeded sample; 0: all)")
     p.add_argument("--validation-limit", type=int, default=0, help="use N validation texts (0: all)")
     p.add_argument("--method", default="lora", choices=list(METHODS))
@@ -582,5 +715,6 @@ def add_cli(sub: Any) -> None:
     p.set_defaults(func=_cmd_finetune)
 
 
-__all__ = ["METHODS", "DataSpec", "FinetuneConfig", "Prepared", "Splits", "default_train_config", "load_data",
-           "prepare_model", "run_job", "run_here", "save_to_store", "save_upload", "start_job", "validate_config"]
+__all__ = ["METHODS", "ROLES", "DataSpec", "FinetuneConfig", "Prepared", "Splits", "default_train_config",
+           "held_out_fractions", "load_data", "prepare_model", "run_job", "run_here", "save_to_store", "save_upload",
+           "start_job", "validate_config"]

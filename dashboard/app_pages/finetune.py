@@ -9,15 +9,23 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from dashboard import state
 from dashboard.components.jobs import job_panel
 from dashboard.components.sidebar import md, page_setup
 from dashboard.components.widgets import config_widgets
-from dashboard.report import csv_bytes, table_report
+from dashboard.report import csv_bytes, finetune_report, finetune_rows
 from model_zoo import BASE_ENCODER_ID, LoupeError, jobs, resolve_device, store
 from model_zoo.data import read_csv_frame
-from model_zoo.finetune import DataSpec, FinetuneConfig, default_train_config, load_data, save_to_store, save_upload
+from model_zoo.finetune import (
+    DataSpec,
+    FinetuneConfig,
+    default_train_config,
+    load_data,
+    save_to_store,
+    save_upload,
+)
 from model_zoo.finetune import start_job as start_finetune
 from model_zoo.peft_support import METHODS
 from model_zoo.training import TrainConfig
@@ -51,39 +59,65 @@ def _curves(job_id: str, status: dict) -> None:  # type: ignore[type-arg]
             fig.add_trace(go.Scatter(x=[r["step"] for r in val], y=[r.get(key) for r in val], name=key,
                                      mode="lines+markers"))
         fig.update_layout(height=280, margin=dict(l=0, r=0, t=30, b=0), xaxis_title="step", yaxis=dict(range=[0, 1]),
-                          title=dict(text="Validation accuracy and macro F1", font=dict(size=13)),
+                          title=dict(text="Validation split: accuracy and macro F1", font=dict(size=13)),
                           legend=dict(orientation="h"))
         right.plotly_chart(fig, width="stretch", key=f"loupe_ft_val_{len(records)}", config={"displayModeBar": False})
 
 
+def _stored(upload: UploadedFile | None) -> str | None:
+    """An uploaded CSV checked for size and saved once per upload for the job to read (None: no file)."""
+    if upload is None:
+        return None
+    key = f"loupe_ft_upload_{upload.file_id}"
+    if key not in st.session_state:
+        raw = upload.getvalue()
+        try:
+            read_csv_frame(raw, max_bytes=MAX_UPLOAD_MB * 1_000_000)
+        except LoupeError as err:
+            st.error(f"{upload.name}: {err}")
+            return None
+        st.session_state[key] = str(save_upload(raw, upload.name))
+    return str(st.session_state[key])
+
+
 def _results(job_id: str) -> None:
     result = jobs.result(job_id) or {}
-    test = (result.get("metrics") or {}).get("test") or {}
+    metrics = result.get("metrics") or {}
+    test = metrics.get("test") or {}
+    card = store.read_card(Path(result["path"])) if result.get("path") else {}
+    held_out = "test" in (result.get("data") or card.get("data") or {})
     st.markdown("#### Results")
     c = st.columns(4)
-    c[0].metric("Test accuracy", f"{test.get('accuracy', 0):.3f}")
-    c[1].metric("Test macro F1", f"{test.get('f1_macro', 0):.3f}")
+    held = f"{test['size']:,} held-out texts, never trained on or used to pick the checkpoint" if "size" in test \
+        else "the test split"
+    c[0].metric("Test accuracy", f"{test.get('accuracy', 0):.3f}", help=f"Measured once on {held}.")
+    c[1].metric("Test macro F1", f"{test.get('f1_macro', 0):.3f}", help=f"Measured once on {held}.")
     c[2].metric("Trainable parameters", f"{result.get('trainable', 0):,}")
     c[3].metric("Training time", f"{result.get('train_seconds', result.get('seconds', 0)):.0f} s")
+    if not held_out:
+        st.warning("This run had no separate test split: its test figures were measured on the validation "
+                   "split that also chose the checkpoint.")
     if result.get("note"):
         st.info(result["note"])
+    rows = finetune_rows(metrics)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    selection = result.get("selection") or {}
+    if selection.get("rule"):
+        st.caption(f"Saved weights: {selection['rule']} (step {selection.get('step')}).")
     cm = test.get("confusion_matrix")
-    labels = store.read_card(Path(result["path"])).get("labels") if result.get("path") else None
+    labels = card.get("labels")
     if cm:
+        st.caption(f"Confusion matrix · test split ({test.get('size', sum(map(sum, cm)))} texts)")
         names = labels or [str(i) for i in range(len(cm))]
         fig = go.Figure(go.Heatmap(z=cm, x=[f"pred {n}" for n in names], y=[f"true {n}" for n in names],
                                    colorscale="Blues", text=cm, texttemplate="%{text}", showscale=False))
         fig.update_layout(height=120 + 40 * len(cm), margin=dict(l=0, r=0, t=10, b=0),
                           yaxis=dict(autorange="reversed"))
         st.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
-    rows = [{"split": s, "accuracy": m.get("accuracy"), "macro F1": m.get("f1_macro")}
-            for s, m in (result.get("metrics") or {}).items()]
     d1, d2, _ = st.columns([1, 1, 3])
     d1.download_button("Metrics as CSV", csv_bytes(rows), file_name=f"{job_id}-metrics.csv", mime="text/csv",
                        width="stretch")
-    note = (f"{result.get('method')} · {result.get('trainable', 0):,} of {result.get('total', 0):,} parameters "
-            f"trained · {result.get('steps')} steps · {result.get('train_seconds')} s")
-    d2.download_button("HTML report", table_report(f"Fine-tuning {job_id}", rows, note).encode(),
+    d2.download_button("HTML report", finetune_report(f"Fine-tuning {job_id}", result, card).encode(),
                        file_name=f"{job_id}.html", mime="text/html", width="stretch")
     model_id = result.get("model_id")
     if not result.get("published"):
@@ -147,10 +181,18 @@ else:
             text_col = c1.selectbox("Text column", cols, index=cols.index("text") if "text" in cols else 0)
             label_col = c2.selectbox("Label column", cols, index=cols.index("label") if "label" in cols
                                      else min(1, len(cols) - 1))
-            key = f"loupe_ft_upload_{upload.file_id}"
-            if key not in st.session_state:
-                st.session_state[key] = str(save_upload(raw, upload.name))
-            spec = DataSpec(source=st.session_state[key], text_column=text_col, label_column=label_col)
+            with st.expander("Validation and test splits"):
+                st.caption("Validation only picks the checkpoint; the test split is scored once, at the end, on "
+                           "rows never trained on or used to choose. Both are carved from your file (stratified "
+                           "by label, fixed seed) unless you bring a file of your own with the same columns.")
+                v1, v2 = st.columns(2)
+                val_pct = v1.number_input("Validation %", min_value=5, max_value=40, value=10, step=5)
+                test_pct = v2.number_input("Test %", min_value=5, max_value=40, value=10, step=5)
+                val_file = _stored(v1.file_uploader("Own validation CSV (optional)", type=["csv"]))
+                test_file = _stored(v2.file_uploader("Own test CSV (optional)", type=["csv"]))
+            spec = DataSpec(source=_stored(upload) or "", text_column=text_col, label_column=label_col,
+                            validation_fraction=val_pct / 100, test_fraction=test_pct / 100,
+                            validation_source=val_file or "", test_source=test_file or "")
 
 splits = None
 if spec is not None:
@@ -161,9 +203,10 @@ if spec is not None:
 if splits is None:
     st.stop()
 summary = splits.summary()
-balance = pd.DataFrame([{"split": name, "size": part["size"], **part["classes"]}
+balance = pd.DataFrame([{"split": name, "used for": part["role"], "size": part["size"], **part["classes"]}
                         for name, part in summary.items() if isinstance(part, dict) and "size" in part])
 st.dataframe(balance, hide_index=True, width="stretch")
+st.caption(f"Split: {summary['split']}.")
 for note in summary.get("notes", []):
     st.caption(f"ℹ️ {note}")
 

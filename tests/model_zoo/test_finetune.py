@@ -1,4 +1,5 @@
-"""Fine-tuning: each method learns and trains only its own weights, saved models reload, killed jobs resume."""
+"""Fine-tuning: each method learns and trains only its own weights, saved models reload, killed jobs resume,
+and the test metrics come from a held-out split that neither trained nor chose the model."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from model_zoo import ModelLoadError, jobs, load, store
+from model_zoo import ModelLoadError, finetune, jobs, load, store
 from model_zoo.data import TextDataset
 from model_zoo.errors import DatasetError, LoupeError
 from model_zoo.finetune import (
@@ -25,11 +26,12 @@ from model_zoo.finetune import (
     export_model,
     load_data,
     prepare_model,
+    run_here,
     save_to_store,
     validate_config,
 )
 from model_zoo.peft_support import METHODS
-from model_zoo.training import TrainConfig, make_trainer
+from model_zoo.training import TrainConfig, classification_metrics, make_trainer
 from tests.conftest import build_tiny_bert
 
 POS = ["good", "great", "fun", "love", "best", "superb"]
@@ -240,11 +242,13 @@ def test_cli_runs_the_job_and_publishes_a_card(base: Path, tmp_path: Path) -> No
     assert card["method"] == "lora" and card["merged"] and card["method_config"]["r"] == 4
     assert card["base_model"] == str(base) and card["labels"] == LABELS
     assert 0 < card["trainable_parameters"] < card["total_parameters"]
-    assert card["hyperparameters"]["learning_rate"] == 0.02 and card["steps"] == 40
-    assert any("validation split" in note for note in card["data"]["notes"])  # CSV: test = validation
-    assert card["metrics"]["test"] == card["metrics"]["validation"]
-    assert card["metrics"]["test"]["accuracy"] >= 0.9
-    assert np.asarray(card["metrics"]["test"]["confusion_matrix"]).sum() == 10
+    sizes = {k: card["data"][k]["size"] for k in ("train", "validation", "test")}
+    assert sum(sizes.values()) == 100 and 8 <= sizes["validation"] <= 12 and 8 <= sizes["test"] <= 12
+    assert card["hyperparameters"]["learning_rate"] == 0.02 and card["steps"] == -(-sizes["train"] // 9) * 4
+    for split in ("validation", "test"):  # each figure names its split and the rows it was measured on
+        m = card["metrics"][split]
+        assert m["split"] == split and m["size"] == sizes[split] == np.asarray(m["confusion_matrix"]).sum()
+    assert card["metrics"]["test"]["accuracy"] >= 0.8
     handle = load("toy-lora", device="cpu")
     assert handle.predict_proba(["great fun"])[0].argmax() == 1
 
@@ -252,7 +256,8 @@ def test_cli_runs_the_job_and_publishes_a_card(base: Path, tmp_path: Path) -> No
     assert jobs.status(job_id)["state"] == "done"
     train, val = _metric_records(job_id)
     assert len(train) >= 10 and all(r["loss"] > 0 for r in train)
-    assert [r["step"] for r in val] == [10, 20, 30, 40] and all(0 <= r["accuracy"] <= 1 for r in val)
+    assert [r["step"] for r in val] == sorted({*range(10, card["steps"] + 1, 10), card["steps"]})
+    assert all(0 <= r["accuracy"] <= 1 for r in val)
     assert not any((jobs.job_dir(job_id) / "checkpoints").glob("checkpoint-*"))  # removed once saved
 
 
@@ -281,10 +286,11 @@ def test_killed_job_resumes_from_its_last_checkpoint(base: Path, tmp_path: Path,
     assert st["state"] == "done", jobs.log_tail(job_id)
     res = jobs.result(job_id)
     assert res is not None and res["resumed_from_step"] == saved > 0
-    assert res["steps"] == 60 and not res["published"] and res["model_id"] is None
+    expected = -(-res["data"]["train"]["size"] // 6) * 4
+    assert res["steps"] == expected and not res["published"] and res["model_id"] is None
     train, _ = _metric_records(job_id)
     steps = [r["step"] for r in train]
-    assert steps == sorted(set(steps)) and steps[-1] == 60  # no records kept from the steps that were redone
+    assert steps == sorted(set(steps)) and steps[-1] == expected  # no records kept from the steps that were redone
     assert {"event": "resumed", "step": saved}.items() <= next(r for r in jobs.metrics(job_id) if "event" in r).items()
 
     assert store.model_path("toy-resumed") is None  # private to the job until saved
@@ -317,15 +323,136 @@ def test_empty_rows_are_dropped_and_counted(tmp_path: Path) -> None:
     path = tmp_path / "gaps.csv"
     path.write_text("review,sentiment\n" + "\n".join(rows) + "\n", encoding="utf-8")
     summary = load_data(DataSpec(str(path), "review", "sentiment", validation_fraction=0.25)).summary()
-    assert summary["train"]["size"] + summary["validation"]["size"] == 12
+    assert [summary[k]["size"] for k in ("train", "validation", "test")] == [7, 3, 2]  # 25% of 12; 1 test a class
     assert "Dropped 2 row(s)" in summary["notes"][0]
-    assert set(summary["train"]["classes"]) == set(LABELS)
+    assert all(set(summary[k]["classes"]) == set(LABELS) for k in ("train", "validation", "test"))
 
 
 def test_rotten_tomatoes_sample_is_seeded() -> None:
     a, b = load_data(DataSpec("rt", limit=50, validation_limit=20), seed=3), load_data(DataSpec("rt", limit=50), 3)
-    assert len(a.train) == 50 and len(a.validation) == 20 and len(a.test) > 1000 and not a.test_is_validation
+    assert len(a.train) == 50 and len(a.validation) == 20 and len(a.test) > 1000
     assert a.train.texts == b.train.texts and a.labels == ["negative", "positive"]
+    rows = {k: set(v.rows) for k, v in a.parts().items()}  # the fixed split by movie: disjoint, test in full
+    assert not rows["train"] & rows["test"] and not rows["validation"] & rows["test"]
+    assert not rows["train"] & rows["validation"] and len(rows["test"]) == len(a.test)
+    summary = a.summary()
+    assert "by movie" in summary["split"] and "held out" in summary["test"]["role"]
+
+
+def _rows(path: Path, n: int = 100, classes: tuple[str, ...] = ("neg", "pos")) -> Path:
+    """A CSV of ``n`` distinct texts, labels cycling through ``classes``."""
+    path.write_text("review,sentiment\n" + "".join(f"text number {i},{classes[i % len(classes)]}\n" for i in range(n)),
+                    encoding="utf-8")
+    return path
+
+
+def test_csv_is_split_three_ways_held_out_and_seeded(tmp_path: Path) -> None:
+    path = _rows(tmp_path / "rows.csv", 100, ("a", "b", "c", "d"))
+    splits = load_data(DataSpec(str(path), "review", "sentiment"))
+    parts = splits.parts()
+    assert {k: len(v) for k, v in parts.items()} == {"train": 80, "validation": 10, "test": 10}  # 25 a class
+    rows = {k: set(v.rows) for k, v in parts.items()}
+    assert rows["train"] | rows["validation"] | rows["test"] == set(range(100))
+    assert not rows["train"] & rows["validation"] and not rows["train"] & rows["test"]
+    assert not rows["validation"] & rows["test"]
+    for ds in parts.values():  # stratified: every class in every split; rows and texts line up
+        assert set(ds.labels) == {0, 1, 2, 3}
+        assert ds.texts == [f"text number {r}" for r in ds.rows]
+    # The split depends on the split seed only: a new training seed keeps the same test set.
+    assert load_data(DataSpec(str(path), "review", "sentiment"), seed=99).test.rows == splits.test.rows
+    other = load_data(DataSpec(str(path), "review", "sentiment", split_seed=1))
+    assert other.test.rows != splits.test.rows
+    summary = splits.summary()
+    assert "80% train / 10% validation / 10% test" in summary["split"]
+    assert "checkpoint" in summary["validation"]["role"] and "held out" in summary["test"]["role"]
+
+
+def test_a_class_too_small_for_every_split_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "small.csv"
+    path.write_text("review,sentiment\n" + "".join(f"text {i},big\n" for i in range(30)) + "rare one,rare\n"
+                    "rare two,rare\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"'rare' \(2\).*at least 3"):
+        load_data(DataSpec(str(path), "review", "sentiment"))
+    with pytest.raises(DatasetError, match="leave rows for training"):
+        validate_config(FinetuneConfig(name="x", data=DataSpec(str(path), validation_fraction=0.5, test_fraction=0.5)))
+
+
+def test_own_validation_and_test_files_are_respected(tmp_path: Path) -> None:
+    train = _rows(tmp_path / "train.csv", 60)
+    test = tmp_path / "test.csv"
+    test.write_text("review,sentiment\nfresh text one,pos\nfresh text two,neg\ntext number 3,pos\n", encoding="utf-8")
+    splits = load_data(DataSpec(str(train), "review", "sentiment", test_source=str(test)))
+    assert splits.test.texts == ["fresh text one", "fresh text two", "text number 3"] and splits.test.rows == [0, 1, 2]
+    assert splits.test.labels == [1, 0, 1]  # label ids follow the training file's classes
+    assert len(splits.train) + len(splits.validation) == 60 and len(splits.validation) == 6  # 10% of train.csv
+    assert any("1 of the 3 test texts also occur in the training file" in n for n in splits.notes)
+    assert "test from test.csv" in splits.method
+    val = tmp_path / "val.csv"
+    val.write_text("review,sentiment\nanother,neg\nmore,pos\n", encoding="utf-8")
+    both = load_data(DataSpec(str(train), "review", "sentiment", validation_source=str(val), test_source=str(test)))
+    assert len(both.train) == 60 and both.validation.texts == ["another", "more"]
+    test.write_text("review,sentiment\nodd,maybe\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match="'maybe' do not occur in the training file"):
+        load_data(DataSpec(str(train), "review", "sentiment", test_source=str(test)))
+    with pytest.raises(DatasetError, match="own validation and test splits"):
+        validate_config(FinetuneConfig(name="x", data=DataSpec("rt", test_source=str(test))))
+
+
+def test_test_metrics_come_from_rows_never_trained_on_or_used_to_choose(base: Path, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The job trains on train, selects on validation (early stopping) and scores test once, on held-out rows."""
+    path = _rows(tmp_path / "rows.csv", 120)
+    seen: dict[str, TextDataset] = {}
+    scored: list[tuple[TextDataset, dict[str, Any]]] = []
+    make_trainer_, evaluate_ = finetune.make_trainer, finetune._evaluate
+
+    def spy_trainer(model: Any, tokenizer: Any, train: TextDataset, validation: TextDataset, *a: Any,
+                    **kw: Any) -> Any:
+        seen["train"], seen["selection"] = train, validation
+        return make_trainer_(model, tokenizer, train, validation, *a, **kw)
+
+    def spy_evaluate(handle: Any, ds: TextDataset, *a: Any) -> dict[str, Any]:
+        out = evaluate_(handle, ds, *a)
+        scored.append((ds, out))
+        return out
+
+    monkeypatch.setattr(finetune, "make_trainer", spy_trainer)
+    monkeypatch.setattr(finetune, "_evaluate", spy_evaluate)
+    cfg = FinetuneConfig(base=str(base), method="head_only", name="toy-held-out",
+                         data=DataSpec(str(path), "review", "sentiment"),
+                         train={"epochs": 2, "batch_size": 16, "learning_rate": 0.05, "eval_steps": 4,
+                                "early_stopping_patience": 3})
+    job_id, status = run_here(cfg)
+    assert status["state"] == "done", jobs.log_tail(job_id)
+    card = store.read_card(store.model_path("toy-held-out"))
+    test = card["metrics"]["test"]
+    tested = [ds for ds, m in scored if m["confusion_matrix"] == test["confusion_matrix"]
+              and m["accuracy"] == test["accuracy"]]
+    assert tested, "the test metrics match no evaluated dataset"
+    test_ds = tested[-1]
+    # Held out: no test text was trained on or used to pick the checkpoint, and it was scored once.
+    assert not set(test_ds.texts) & set(seen["train"].texts)
+    assert not set(test_ds.texts) & set(seen["selection"].texts)
+    assert sum(ds is test_ds for ds, _ in scored) == 1
+    # The split is recorded by row; its parts are disjoint and cover the file.
+    rows = {k: set(v["rows"]) for k, v in json.loads((jobs.job_dir(job_id) / "splits.json").read_text()).items()}
+    assert rows["test"] == set(test_ds.rows) and rows["validation"] == set(seen["selection"].rows)
+    assert rows["train"] == set(seen["train"].rows)
+    assert not rows["train"] & rows["test"] and not rows["validation"] & rows["test"]
+    assert not rows["train"] & rows["validation"]
+    assert rows["train"] | rows["validation"] | rows["test"] == set(range(120))
+    # The reported test figures are the saved model's predictions on exactly those rows.
+    handle = load("toy-held-out", device="cpu")
+    again = classification_metrics(np.asarray(test_ds.labels), handle.predict_proba(test_ds.texts).argmax(1), 2)
+    assert again["confusion_matrix"] == test["confusion_matrix"] and again["accuracy"] == test["accuracy"]
+    # Every figure names its split, in the card, the job's result and the live records.
+    assert test["split"] == "test" and test["size"] == len(test_ds) == card["data"]["test"]["size"] == 12
+    assert card["metrics"]["validation"]["split"] == "validation"
+    assert card["selection"]["split"] == "validation" and card["selection"]["metric"] == "accuracy"
+    _, val = _metric_records(job_id)  # the saved weights are those of the best validation step
+    assert card["selection"]["step"] == max(val, key=lambda r: (r["accuracy"], -r["step"]))["step"]
+    assert jobs.result(job_id)["metrics"] == card["metrics"]
+    assert all(r["split"] in ("train", "validation") for r in jobs.metrics(job_id) if "split" in r)
 
 
 def test_validate_config_refuses_bad_settings(tmp_path: Path, tiny_model_dir: Path) -> None:
