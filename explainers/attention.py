@@ -48,6 +48,7 @@ class Attention(BaseExplainer):
     title = "Attention (rollout)"
     Config = AttentionConfig
     signed = False
+    claims_faithfulness = False  # attention weights are not an account of the decision
     description = ("What the model attends to: rollout follows attention from the [CLS] token through all "
                    "layers. Attention is not an explanation of the decision; compare it with the others.")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -84,9 +85,13 @@ class Attribution:
         return np.array([w.score for w in self.words], dtype=float)
 
     def top_words(self, k: int = 10) -> list[Word]:
-        """The ``k`` words with the largest score (by magnitude when signed)."""
-        key = (lambda w: abs(w.score)) if self.signed else (lambda w: w.score)
-        return sorted(self.words, key=key, reverse=True)[:k]
+        """The ``k`` top words: highest score first, ties in text order.
+
+        This is Loupe's one meaning of "top": for a signed method the words that push hardest *toward*
+        the target (not the largest magnitudes), for an unsigned one the most important. Highlights,
+        tables, faithfulness, top-k overlap and the disagreement flag all rank this way.
+        """
+        return [self.words[i] for i in rank_order(self.word_scores())[:k]]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Attribution:
@@ -144,6 +149,7 @@ class Explainer(Protocol):
     title: str
     Config: type
     signed: bool
+    claims_faithfulness: bool
 
     def supports(self, handle: ModelHandle) -> bool: ...
 
@@ -154,11 +160,44 @@ class Explainer(Protocol):
 _WORD_RE = re.compile(r"\S+")
 
 
+def rank_order(scores: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Indices by score, highest first; ties keep their order (see :meth:`Attribution.top_words`)."""
+    return np.argsort(-np.asarray(scores, dtype=float), kind="stable")
+
+
+def word_spans(text: str, limit: int | None = None) -> list[tuple[int, int]]:
+    """``(start, end)`` of each whitespace-delimited word of ``text[:limit]``: the words Loupe perturbs."""
+    return [(m.start(), m.end()) for m in _WORD_RE.finditer(text, 0, len(text) if limit is None else limit)]
+
+
+def compose_words(words: Sequence[str], keep: Sequence[bool] | np.ndarray, fill: str | None = None) -> str:
+    """The text with the words where ``keep`` is False deleted (or replaced by ``fill``), single-spaced.
+
+    This is the one perturbation of the faithfulness metrics and of LIME, so an explainer is scored by
+    the same kind of change it was built from.
+    """
+    if fill is None:
+        return " ".join(w for w, k in zip(words, keep) if k)
+    return " ".join(w if k else fill for w, k in zip(words, keep))
+
+
+def token_words(offsets: Sequence[tuple[int, int]], special: Sequence[bool],
+                spans: Sequence[tuple[int, int]]) -> list[int]:
+    """For each token, the index of the word span it starts in; -1 for specials and tokens outside."""
+    out = []
+    for (a, b), s in zip(offsets, special):
+        idx = -1
+        if not s and b > a:
+            idx = next((j for j, (ws, we) in enumerate(spans) if ws <= a < we), -1)
+        out.append(idx)
+    return out
+
+
 def word_view(text: str, offsets: list[tuple[int, int]], special: list[bool], scores: np.ndarray,
               limit: int) -> tuple[Word, ...]:
     """Aggregate token scores into whitespace words of ``text[:limit]`` (specials left out)."""
     words = []
-    spans = [(m.start(), m.end()) for m in _WORD_RE.finditer(text, 0, limit)]
+    spans = word_spans(text, limit)
     j = 0
     token_order = sorted((a, i) for i, ((a, b), s) in enumerate(zip(offsets, special)) if not s and b > a)
     for start, end in spans:
@@ -184,6 +223,9 @@ class BaseExplainer:
     signed: ClassVar[bool] = True
     description: ClassVar[str] = ""
     needs_gradients: ClassVar[bool] = False
+    # Whether the method claims its scores say how much each word *caused* the decision. Those that do
+    # must rank planted trigger words first on the ground-truth model (tests/explainers/test_ground_truth.py).
+    claims_faithfulness: ClassVar[bool] = True
 
     def supports(self, handle: ModelHandle) -> bool:
         # Dynamic int8 layers pass no gradients: a gradient method would silently return zeros.

@@ -1,4 +1,5 @@
-"""Gradient-based saliency: Saliency (Simonyan et al., 2014) and Gradient x Input, via Captum."""
+"""Gradient-based saliency: Saliency (Simonyan et al., 2014) and Gradient x Input (Shrikumar et al., 2016),
+via Captum."""
 
 from __future__ import annotations
 
@@ -21,6 +22,15 @@ class SaliencyConfig:
 @dataclass
 class GradientXInputConfig:
     pass
+
+
+def embedding_layer(model: Any) -> torch.nn.Module | None:
+    """The module whose output is the model's input representation: word + position + type embeddings,
+    after their LayerNorm (BERT's ``embeddings``, DistilBERT's, RoBERTa's ...); None if there is none."""
+    for module in model.modules():
+        if isinstance(getattr(module, "word_embeddings", None), torch.nn.Embedding):
+            return module
+    return None
 
 
 def _embeds(handle: ModelHandle, enc: Encoded) -> torch.Tensor:
@@ -62,13 +72,25 @@ class GradientXInput(BaseExplainer):
     Config = GradientXInputConfig
     signed = True
     needs_gradients = True
-    description = "Gradient of the target probability times the token embedding, summed over dimensions."
+    claims_faithfulness = False  # a local first-order estimate; weak where the model is saturated
+    description = ("Gradient of the target probability times the embedding layer's output (word + position "
+                   "+ type embeddings after LayerNorm), summed over dimensions: a first-order estimate of "
+                   "each token's effect. It is local: on a confident prediction the gradients are small and "
+                   "noisy, so check its faithfulness before trusting it.")
+
+    def supports(self, handle: ModelHandle) -> bool:
+        return super().supports(handle) and embedding_layer(handle.model) is not None
 
     def _attribute(self, handle: ModelHandle, enc: Encoded, text: str, target: int,
                    config: Any) -> tuple[np.ndarray, dict[str, Any]]:
-        from captum.attr import InputXGradient
+        from captum.attr import LayerGradientXActivation
 
+        # Not the raw word embedding: BERT adds position and type embeddings and applies LayerNorm, which
+        # ignores any shift and scale of its input, so grad . word_embedding measures the position instead.
+        layer = embedding_layer(handle.model)
         with torch.enable_grad():
-            attr = InputXGradient(_forward_embeds(handle)).attribute(
-                _embeds(handle, enc), target=target, additional_forward_args=(enc.attention_mask,))
-        return attr[0].sum(dim=-1).detach().float().cpu().numpy(), {}
+            attr = LayerGradientXActivation(handle.forward_probs, layer).attribute(
+                enc.input_ids, target=target, additional_forward_args=(enc.attention_mask,))
+        # Prompt tuning prepends virtual tokens to the embedding output; the text's tokens are the last ones.
+        scores = attr[0].sum(dim=-1)[-enc.input_ids.shape[1]:]
+        return scores.detach().float().cpu().numpy(), {}

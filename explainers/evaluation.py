@@ -4,7 +4,10 @@ Each selected explainer explains the predicted class of each sentence; its faith
 and sufficiency AOPC, deletion and insertion AUC, and a random-ranking baseline on the same sentences) is
 computed with one ``predict_proba`` call per sentence for all explainers together. The report gives per
 explainer the mean and 95% confidence interval (Student's t) of each metric, the mean agreement with the
-other explainers, and the mean cost.
+other explainers, the mean cost, and the model-randomisation sanity check (:mod:`explainers.sanity`) on the
+first ``sanity_n`` sentences. Because the explainers are scored on the same sentences, the ranking says which
+differences are real: each pair is compared with a paired Wilcoxon signed-rank test on per-sentence
+comprehensiveness AOPC, Holm-adjusted over all pairs; rows that do not differ significantly share a rank.
 
 Per-sentence results are cached per explainer under ``LOUPE_HOME/reports/eval-cache/``, keyed by a hash
 of (model id + revision, dataset, split, n, explainer + config, metric settings), and written every few
@@ -30,13 +33,16 @@ from scipy import stats
 
 from explainers import DEFAULT_METHODS
 from explainers.base import Attribution, ExplainerError, config_fields, get
-from explainers.metrics import BINS, RANDOM_SEEDS, STEPS, comparable_scores, faithfulness_many, rank_agreement
+from explainers.metrics import BINS, RANDOM_SEEDS, STEPS, describe_bins, faithfulness_many, rank_agreement
+from explainers.sanity import THRESHOLD, randomisation_check, step_names
 from model_zoo import DEFAULT_MODEL_ID, LoupeError, ModelHandle, load, loading
 from model_zoo.data import TextDataset, rotten_tomatoes
 from model_zoo.paths import reports_dir, write_json_atomic
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 METRICS = ("comp_aopc", "suff_aopc", "deletion_auc", "insertion_auc")
+SANITY_N = 10
+ALPHA = 0.05
 _CHECKPOINT_SECONDS = 20.0
 
 
@@ -89,6 +95,16 @@ class MethodSummary:
     seconds: Estimate
     cached: bool = False
     config: dict[str, Any] = field(default_factory=dict)
+    rank: int = 0  # shared by rows whose comprehensiveness does not differ significantly
+    tied_with: tuple[str, ...] = ()
+    # Model randomisation: mean |Spearman| with the original explanation after each cascade step.
+    sanity_steps: tuple[str, ...] = ()
+    sanity_curve: tuple[float | None, ...] = ()
+    sanity: Estimate = Estimate(None, None, 0)  # after the last step
+
+    @property
+    def sanity_passed(self) -> bool | None:
+        return None if self.sanity.mean is None else self.sanity.mean <= THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -104,6 +120,8 @@ class EvaluationReport:
     pairwise: dict[str, dict[str, dict[str, float | None]]]
     settings: dict[str, Any]
     seconds: float
+    # method -> other -> {"n", "mean_diff" (row minus column), "p", "p_holm", "significant"}
+    significance: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (also what the ``evaluate`` job writes as its result)."""
@@ -112,20 +130,30 @@ class EvaluationReport:
     def table(self) -> str:
         """A plain-text ranking table."""
         head = ["rank", "method", "comp AOPC ↑", "suff AOPC ↓", "deletion AUC ↓", "insertion AUC ↑",
-                "agree ρ", "top-k", "passes", "s/expl"]
-        lines = [[str(i + 1), r.method, str(r.comp_aopc), str(r.suff_aopc), str(r.deletion_auc), str(r.insertion_auc),
-                  _short(r.agreement), _short(r.top_k_overlap), _short(r.passes, 0), _short(r.seconds, 2)]
-                 for i, r in enumerate(self.rows)]
+                "agree ρ", "top-k", "sanity |ρ| ↓", "passes", "s/expl"]
+        lines = [[f"{r.rank}" + ("=" if r.tied_with else ""), r.method, str(r.comp_aopc), str(r.suff_aopc),
+                  str(r.deletion_auc), str(r.insertion_auc), _short(r.agreement), _short(r.top_k_overlap),
+                  _sanity(r), _short(r.passes, 0), _short(r.seconds, 2)] for r in self.rows]
         if self.random is not None:
             r = self.random
             lines.append(["", "random", str(r.comp_aopc), str(r.suff_aopc), str(r.deletion_auc),
-                          str(r.insertion_auc), "", "", "", ""])
+                          str(r.insertion_auc), "", "", "", "", ""])
         widths = [max(len(row[c]) for row in [head, *lines]) for c in range(len(head))]
         fmt = "  ".join(f"{{:<{w}}}" for w in widths)
         title = (f"Explainer faithfulness on {self.model} · {self.dataset} · {self.n} sentences "
-                 f"(mean ± 95% CI; AOPC over top {', '.join(f'{b:.0%}' for b in self.settings['bins'])} words)")
+                 f"(mean ± 95% CI; AOPC over the {describe_bins(self.settings['bins'])})")
         out = [title, fmt.format(*head), fmt.format(*("-" * w for w in widths))]
         out += [fmt.format(*row) for row in lines]
+        ties = [f"{r.method} ~ {', '.join(r.tied_with)}" for r in self.rows if r.tied_with]
+        out.append(f"rank: by comprehensiveness; '=' shares a rank (paired Wilcoxon, Holm-adjusted p >= {ALPHA}): "
+                   + ("; ".join(ties) if ties else "every difference is significant"))
+        steps = next((r.sanity_steps for r in self.rows if r.sanity_steps), ())
+        if steps:
+            out.append(f"sanity: mean |Spearman| with the original explanation after randomising the model "
+                       f"({' -> '.join(steps)}), over {self.settings.get('sanity_n')} sentences; "
+                       f"> {THRESHOLD} means it barely depends on the model (!)")
+            out += [f"  {r.method:<14}" + "  ".join("-" if v is None else f"{v:.2f}" for v in r.sanity_curve)
+                    for r in self.rows if r.sanity_curve]
         failed = [f"{r.method}: {r.failed}" for r in self.rows if r.failed]
         if failed:
             out.append("failed sentences: " + ", ".join(failed))
@@ -134,6 +162,10 @@ class EvaluationReport:
 
 def _short(e: Estimate, digits: int = 3) -> str:
     return "-" if e.mean is None else f"{e.mean:.{digits}f}"
+
+
+def _sanity(r: MethodSummary) -> str:
+    return "-" if r.sanity.mean is None else f"{r.sanity.mean:.2f}" + ("" if r.sanity_passed else " !")
 
 
 # --- inputs: model revision, dataset sample, configs ---------------------------------------------------
@@ -200,10 +232,25 @@ def _record(a: Attribution, f: Any) -> dict[str, Any]:
     return rec
 
 
+def sanity_depths(handle: ModelHandle) -> list[int]:
+    """The cascade steps the evaluation takes: the head, the head and top layer, the top half, every weight."""
+    n = len(step_names(handle))
+    return sorted({1, min(2, n), min(n, 1 + (n - 2) // 2), n})
+
+
+def _sanity_record(handle: ModelHandle, a: Attribution, config: Any) -> dict[str, Any]:
+    try:
+        r = randomisation_check(handle, a, config, depths=sanity_depths(handle))
+    except LoupeError as err:
+        return {"error": str(err)}
+    return {"steps": list(r.steps), "spearman_abs": list(r.spearman_abs), "spearman": list(r.spearman),
+            "passes": r.passes, "seconds": r.seconds}
+
+
 def evaluate(model: str = DEFAULT_MODEL_ID, split: str = "test", n: int = 100,
              methods: Sequence[str] = DEFAULT_METHODS, configs: Mapping[str, Any] | None = None, *,
              dataset: str | TextDataset = "rotten_tomatoes", device: str = "auto", handle: ModelHandle | None = None,
-             random_seeds: Sequence[int] = RANDOM_SEEDS, use_cache: bool = True,
+             random_seeds: Sequence[int] = RANDOM_SEEDS, use_cache: bool = True, sanity_n: int = SANITY_N,
              progress: Callable[[float, float, str], None] | None = None,
              cancelled: Callable[[], bool] | None = None) -> EvaluationReport:
     """Run the explainers over ``n`` sentences and summarise how faithful, consistent and costly each is.
@@ -216,6 +263,8 @@ def evaluate(model: str = DEFAULT_MODEL_ID, split: str = "test", n: int = 100,
         configs: per method, a Config instance or a dict of its fields (default: the Config's defaults).
         dataset: ``"rotten_tomatoes"`` or a :class:`TextDataset` (then ``split`` is ignored).
         random_seeds: seeds of the random-ranking baseline.
+        sanity_n: sentences (the first of the sample) on which each explainer gets the cascading
+            model-randomisation check (0: none); it costs one explanation per cascade step.
         use_cache: read cached per-sentence results (they are always written).
         progress: called as ``progress(done, total, message)`` after each explanation.
         cancelled: polled between explanations; when it returns True, :class:`EvaluationCancelled` is raised.
@@ -233,7 +282,9 @@ def evaluate(model: str = DEFAULT_MODEL_ID, split: str = "test", n: int = 100,
     indices = sample(ds, n)
     model_id = handle.id if handle is not None else str(model)
     revision = model_revision(model, handle)
-    settings = {"bins": list(BINS), "steps": STEPS, "random_seeds": list(random_seeds), "sample_seed": 0}
+    n_sanity = min(max(0, int(sanity_n)), len(indices))
+    settings = {"bins": list(BINS), "steps": STEPS, "random_seeds": list(random_seeds), "sample_seed": 0,
+                "sanity_n": n_sanity}
     keys = {m: {"v": CACHE_VERSION, "model": model_id, "revision": revision, "dataset": ds_name, "n": len(indices),
                 "method": m, "config": dataclasses.asdict(cfgs[m]), **settings} for m in methods}
     records: dict[str, dict[str, Any]] = {}
@@ -243,13 +294,14 @@ def evaluate(model: str = DEFAULT_MODEL_ID, split: str = "test", n: int = 100,
     todo = [m for m in methods if not complete[m]]
     if todo:
         handle = handle if handle is not None else load(model, device=device)
-        _run(handle, ds, indices, todo, cfgs, random_seeds, records, keys, progress, cancelled)
+        _run(handle, ds, indices, todo, cfgs, random_seeds, n_sanity, records, keys, progress, cancelled)
     return _report(model_id, revision, ds_name, indices, methods, cfgs, records, {m: complete[m] for m in methods},
                    settings, time.perf_counter() - start)
 
 
 def _run(handle: ModelHandle, ds: TextDataset, indices: list[int], todo: list[str], cfgs: dict[str, Any],
-         random_seeds: Sequence[int], records: dict[str, dict[str, Any]], keys: dict[str, dict[str, Any]],
+         random_seeds: Sequence[int], sanity_n: int, records: dict[str, dict[str, Any]],
+         keys: dict[str, dict[str, Any]],
          progress: Callable[[float, float, str], None] | None, cancelled: Callable[[], bool] | None) -> None:
     """Explain and score the sentences not cached yet, one ``predict_proba`` call per sentence for all methods."""
     def save(done: bool) -> None:
@@ -279,6 +331,8 @@ def _run(handle: ModelHandle, ds: TextDataset, indices: list[int], todo: list[st
             scored = faithfulness_many(handle, [a for _, a in usable], random_seeds=random_seeds) if usable else []
             for (m, a), f in zip(usable, scored):
                 records[m][str(i)] = _record(a, f)
+                if pos < sanity_n:
+                    records[m][str(i)]["sanity"] = _sanity_record(handle, a, cfgs[m])
             if time.monotonic() - last_save > _CHECKPOINT_SECONDS:
                 save(False)
                 last_save = time.monotonic()
@@ -313,20 +367,65 @@ def _report(model_id: str, revision: str, ds_name: str, indices: list[int], meth
         rows.append(_summary(m, get(m).title, recs, len(records[m]) - len(recs), agree, overlap,
                              cached[m], dataclasses.asdict(cfgs[m])))
     rows.sort(key=lambda r: -math.inf if r.comp_aopc.mean is None else r.comp_aopc.mean, reverse=True)
+    significance = paired_tests({m: {i: r["comp_aopc"] for i, r in ok[m].items()} for m in methods})
+    rows = _ranked(rows, significance)
     base = max((ok[m] for m in methods), key=len)
     rand = [r["random"] for i, r in sorted(base.items()) if "random" in r]
     random_row = _summary("random", "Random ranking (baseline)", rand, 0, [], [], all(cached.values()), {}) \
         if rand else None
     return EvaluationReport(model_id, revision, ds_name, len(indices), tuple(rows), random_row, pairwise, settings,
-                            round(seconds, 3))
+                            round(seconds, 3), significance)
+
+
+def paired_tests(values: Mapping[str, Mapping[int, float]],
+                 alpha: float = ALPHA) -> dict[str, dict[str, dict[str, Any]]]:
+    """Paired Wilcoxon signed-rank tests between every two methods on the sentences both scored.
+
+    Args:
+        values: method -> sentence index -> per-sentence value (e.g. comprehensiveness AOPC).
+        alpha: family-wise error rate; p-values are Holm-adjusted over all pairs.
+    Returns:
+        method -> other -> ``{"n", "mean_diff", "p", "p_holm", "significant"}`` (symmetric; mean_diff is
+        method minus other). With fewer than 6 shared sentences or all differences zero, p is 1.
+    """
+    names = list(values)
+    tests: list[tuple[str, str, int, float, float]] = []
+    for x, a in enumerate(names):
+        for b in names[x + 1:]:
+            common = sorted(values[a].keys() & values[b].keys())
+            diff = np.array([values[a][i] - values[b][i] for i in common], dtype=float)
+            p = 1.0
+            if len(diff) >= 6 and np.any(diff != 0):
+                p = float(stats.wilcoxon(diff, zero_method="zsplit").pvalue)
+            tests.append((a, b, len(common), float(diff.mean()) if len(diff) else 0.0, p))
+    out: dict[str, dict[str, dict[str, Any]]] = {m: {} for m in names}
+    order = sorted(range(len(tests)), key=lambda t: tests[t][4])
+    running = 0.0
+    for rank, t in enumerate(order):  # Holm's step-down adjustment, kept monotone
+        a, b, n, mean_diff, p = tests[t]
+        running = max(running, min(1.0, p * (len(tests) - rank)))
+        cell = {"n": n, "mean_diff": mean_diff, "p": p, "p_holm": running, "significant": running < alpha}
+        out[a][b] = cell
+        out[b][a] = {**cell, "mean_diff": -mean_diff}
+    return out
+
+
+def _ranked(rows: list[MethodSummary], significance: dict[str, dict[str, dict[str, Any]]]) -> list[MethodSummary]:
+    """Give rows (sorted best first) ranks; a row not significantly worse than the row above shares its rank."""
+    out: list[MethodSummary] = []
+    for i, r in enumerate(rows):
+        tied = tuple(o.method for o in rows if o.method != r.method
+                     and not significance.get(r.method, {}).get(o.method, {}).get("significant", False))
+        same_as_above = i > 0 and rows[i - 1].method in tied
+        rank = out[-1].rank if same_as_above else i + 1
+        out.append(dataclasses.replace(r, rank=rank, tied_with=tied))
+    return out
 
 
 def _agree(ra: dict[str, Any], rb: dict[str, Any]) -> Any:
     sb = {tuple(s): v for s, v in zip(rb["spans"], rb["scores"])}
     common = [(v, sb[tuple(s)]) for s, v in zip(ra["spans"], ra["scores"]) if tuple(s) in sb]
-    x = comparable_scores([c[0] for c in common], ra["signed"], rb["signed"])
-    y = comparable_scores([c[1] for c in common], rb["signed"], ra["signed"])
-    return rank_agreement(x, y)
+    return rank_agreement([c[0] for c in common], [c[1] for c in common])
 
 
 def _summary(method: str, title: str, recs: list[dict[str, Any]], failed: int, agree: list[float],
@@ -334,12 +433,17 @@ def _summary(method: str, title: str, recs: list[dict[str, Any]], failed: int, a
     def col(name: str, sub: str | None = None) -> Estimate:
         return estimate([(r[sub] if sub else r).get(name) for r in recs if sub is None or sub in r])
 
+    sanity = [r["sanity"] for r in recs if "spearman_abs" in r.get("sanity", {})]
+    steps = tuple(sanity[0]["steps"]) if sanity else ()
+    curve = tuple(estimate([abs(v) if v is not None else None for v in col_values]).mean
+                  for col_values in zip(*(s["spearman_abs"] for s in sanity))) if sanity else ()
+    final = estimate([abs(s["spearman_abs"][-1]) if s["spearman_abs"][-1] is not None else None for s in sanity])
     return MethodSummary(
         method=method, title=title, n=len(recs), failed=failed, comp_aopc=col("comp_aopc"),
         suff_aopc=col("suff_aopc"), deletion_auc=col("deletion_auc"), insertion_auc=col("insertion_auc"),
         random_comp_aopc=col("comp_aopc", "random"), random_suff_aopc=col("suff_aopc", "random"),
         agreement=estimate(agree), top_k_overlap=estimate(overlap), passes=col("passes"), seconds=col("seconds"),
-        cached=cached, config=config,
+        cached=cached, config=config, sanity_steps=steps, sanity_curve=curve, sanity=final,
     )
 
 
@@ -362,7 +466,7 @@ def run_job(ctx: Any) -> dict[str, Any]:
         model=str(cfg.get("model") or DEFAULT_MODEL_ID), split=str(cfg.get("split", "test")), n=int(cfg.get("n", 100)),
         methods=_methods(cfg.get("methods") or DEFAULT_METHODS), configs=cfg.get("configs") or {},
         device=str(cfg.get("device", "auto")), random_seeds=tuple(cfg.get("random_seeds", RANDOM_SEEDS)),
-        progress=ctx.progress, cancelled=ctx.cancelled,
+        sanity_n=int(cfg.get("sanity_n", SANITY_N)), progress=ctx.progress, cancelled=ctx.cancelled,
     )
     for row in report.rows:
         ctx.metric({"method": row.method, "comp_aopc": row.comp_aopc.mean, "suff_aopc": row.suff_aopc.mean})
@@ -401,7 +505,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"\r[{done:.0f}/{total:.0f}] {message:<50}", end="", file=sys.stderr, flush=True)
 
     report = evaluate(args.model, args.split, args.n, methods, parse_overrides(args.config, methods),
-                      device=args.device, random_seeds=seeds, use_cache=not args.no_cache, progress=show)
+                      device=args.device, random_seeds=seeds, use_cache=not args.no_cache, sanity_n=args.sanity_n,
+                      progress=show)
     if not args.quiet:
         print(file=sys.stderr)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.table())
@@ -418,6 +523,8 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--config", action="append", default=[], metavar="METHOD.FIELD=VALUE",
                    help="explainer setting, e.g. ig.n_steps=20 (repeatable)")
     p.add_argument("--seeds", default=",".join(map(str, RANDOM_SEEDS)), help="random-baseline seeds")
+    p.add_argument("--sanity-n", type=int, default=SANITY_N,
+                   help=f"sentences given the model-randomisation sanity check (default {SANITY_N}; 0: none)")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-cache", action="store_true", help="recompute even if cached")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")

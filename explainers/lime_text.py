@@ -1,4 +1,12 @@
-"""LIME (Ribeiro et al., 2016): a sparse linear model fit to predictions on texts with words removed."""
+"""LIME (Ribeiro et al., 2016): a weighted linear model fit to predictions on texts with words removed.
+
+The neighbourhood is built here, not by ``LimeTextExplainer``: its text mode (``bow=False``) puts the
+literal string ``UNKWORDZ`` (four out-of-vocabulary word-pieces) where a word was removed. Loupe removes
+whitespace words exactly as the faithfulness metrics do (:func:`explainers.base.compose_words`), or puts the
+tokenizer's ``[MASK]`` there, so LIME is scored by the same kind of change it was fit on. Sampling, distance
+and kernel follow ``LimeTextExplainer``; the fit is LIME's own ``LimeBase``. Duplicate perturbations (a
+short text has few distinct ones) are sent to the model once.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from explainers.base import BaseExplainer, registered
+from explainers.base import BaseExplainer, compose_words, registered, token_words, word_spans
 from model_zoo.handle import Encoded, ModelHandle
-
-_SPLIT = r"\W+"
 
 
 @dataclass
@@ -20,6 +26,27 @@ class LimeConfig:
     seed: int = field(default=0, metadata={"help": "Random seed of the sampling", "min": 0, "max": 2**31 - 1})
     kernel_width: float = field(default=25.0, metadata={"help": "Width of the proximity kernel",
                                                         "min": 0.1, "max": 1000.0})
+    perturbation: str = field(default="delete", metadata={
+        "help": "What happens to a removed word: deleted (as the faithfulness metrics do) or replaced by [MASK]",
+        "choices": ["delete", "mask"]})
+
+
+def neighbourhood(n_words: int, num_samples: int, seed: int) -> np.ndarray:
+    """LIME's text sampling: row 0 keeps every word; each other row drops a uniform number (1..n) of them."""
+    from sklearn.utils import check_random_state
+
+    rng = check_random_state(seed)
+    sizes = rng.randint(1, n_words + 1, num_samples - 1)
+    data = np.ones((num_samples, n_words))
+    for i, size in enumerate(sizes, start=1):
+        data[i, rng.choice(range(n_words), size, replace=False)] = 0
+    return data
+
+
+def cosine_distance(data: np.ndarray) -> np.ndarray:
+    """LIME's distance of each binary row to the all-ones row: cosine distance times 100 (1 when empty)."""
+    kept = data.sum(axis=1)
+    return (1.0 - np.sqrt(kept / data.shape[1])) * 100
 
 
 @registered
@@ -28,29 +55,30 @@ class Lime(BaseExplainer):
     title = "LIME"
     Config = LimeConfig
     signed = True
-    description = ("Removes random subsets of words, and fits a weighted linear model to the target "
-                   "probability; each word's weight is its score.")
+    description = ("Removes random subsets of words (deleted, or replaced by [MASK]) and fits a weighted "
+                   "linear model to the target probability; each word's weight is its score.")
 
     def _attribute(self, handle: ModelHandle, enc: Encoded, text: str, target: int,
                    config: Any) -> tuple[np.ndarray, dict[str, Any]]:
-        from lime.lime_text import IndexedString, LimeTextExplainer
+        from lime.lime_base import LimeBase
 
-        explained = text[: enc.explained_chars]
+        spans = word_spans(text, enc.explained_chars)
+        words = [text[a:b] for a, b in spans]
+        data = neighbourhood(len(words), config.num_samples, config.seed)
+        fill = handle.tokenizer.mask_token if config.perturbation == "mask" else None
+        texts = [compose_words(words, row.astype(bool), fill) for row in data]
+        index = {t: i for i, t in enumerate(dict.fromkeys(texts))}
+        labels = handle.predict_proba(list(index))[[index[t] for t in texts]]
+
+        def kernel(d: np.ndarray) -> np.ndarray:
+            return np.sqrt(np.exp(-(d**2) / config.kernel_width**2))
+
+        intercept, weights, r2, _ = LimeBase(kernel, random_state=config.seed).explain_instance_with_data(
+            data, labels, cosine_distance(data), target, num_features=len(words), feature_selection="none")
+        # Spread each word's weight evenly over its word-pieces, so the word view sums back to it.
+        owner = np.array(token_words(enc.offsets, enc.special, spans))
         scores = np.zeros(len(enc.tokens))
-        words = IndexedString(explained, split_expression=_SPLIT, bow=False)
-        if words.num_words() == 0:
-            return scores, {"note": "no words LIME can remove (only symbols)"}
-        explainer = LimeTextExplainer(class_names=[handle.label_name(i) for i in range(handle.num_labels)],
-                                      split_expression=_SPLIT, bow=False, random_state=config.seed,
-                                      kernel_width=config.kernel_width)
-        exp = explainer.explain_instance(explained, handle.predict_proba, labels=(target,),
-                                         num_features=words.num_words(), num_samples=config.num_samples)
-        # Spread each word's weight evenly over the word-pieces inside it.
-        for feature, weight in exp.as_map()[target]:
-            start = int(words.string_position(feature)[0])
-            end = start + len(words.word(feature))
-            inside = [i for i, ((a, b), s) in enumerate(zip(enc.offsets, enc.special))
-                      if not s and a < end and b > start]
-            for i in inside:
-                scores[i] += weight / len(inside)
-        return scores, {"r2": float(exp.score), "intercept": float(exp.intercept[target])}
+        for feature, weight in weights:
+            inside = owner == feature
+            scores[inside] = weight / max(1, inside.sum())
+        return scores, {"r2": float(r2), "intercept": float(intercept), "distinct_texts": len(index)}

@@ -1,12 +1,17 @@
 """How far to trust an explanation: faithfulness (ERASER), agreement between explainers, drift between models.
 
 Faithfulness perturbs the explained text at the word level (``Attribution.words``): removed words are deleted
-from the text, ERASER style, and the kept words are joined by single spaces. Words are ranked by score,
-highest first; for signed scores that means the words pushing hardest toward the target class.
+from the text, ERASER style, and the kept words are joined by single spaces (:func:`explainers.base.compose_words`,
+the same perturbation LIME samples from). Words are ranked by :meth:`Attribution.top_words`' one rule: highest
+score first, so for signed scores the words pushing hardest toward the target class.
 
-- comprehensiveness(k) = p(x) - p(x without its top-k% words): higher is better;
-- sufficiency(k) = p(x) - p(only the top-k% words): lower is better;
-- AOPC: their mean over the bins {1, 5, 10, 20, 50}% (k = ceil(pct * n_words), at least 1);
+- comprehensiveness(k) = p(x) - p(x without its top-k words): higher is better;
+- sufficiency(k) = p(x) - p(only the top-k words): lower is better;
+- AOPC: their mean over the distinct k of the bins. A bin is a word count (an int: top 1, 2, 3, 5 words) or a
+  fraction of the words (a float: top 20%, 50%, rounded up); k is capped at the sentence's words and repeats
+  are dropped, so a 4-word sentence uses k = 1, 2, 3, 4 and a 30-word one k = 1, 2, 3, 5, 6, 15. The ks used
+  are stored with each result (``Faithfulness.ks``). Percent-only bins (1/5/10%) all land on the top word of
+  a short review, which says nothing about the second and third;
 - deletion / insertion curves: p(target) as the top words are removed from the text / added to an empty
   one, at fixed fractions 0, 1/steps, ..., 1 of the words, and their area (deletion lower, insertion higher).
 
@@ -27,9 +32,10 @@ from typing import Any, Protocol
 import numpy as np
 from scipy import stats
 
-from explainers.base import Attribution, ExplainerError
+from explainers.base import Attribution, ExplainerError, compose_words, rank_order
 
-BINS: tuple[float, ...] = (0.01, 0.05, 0.10, 0.20, 0.50)
+# Word counts (int) and fractions of the words (float); see the module docstring.
+BINS: tuple[int | float, ...] = (1, 2, 3, 5, 0.20, 0.50)
 STEPS = 10
 RANDOM_SEEDS: tuple[int, ...] = (0, 1, 2)
 
@@ -44,17 +50,17 @@ class Predictor(Protocol):
 class Faithfulness:
     """Faithfulness of one attribution (or, with ``method="random"``, of a random word ranking).
 
-    ``comprehensiveness``/``sufficiency`` are per bin of ``bins``; ``deletion``/``insertion`` are p(target)
-    at ``fractions`` of the words. ``passes``/``seconds`` are those of the one ``predict_proba`` call that
-    computed it (shared when several attributions were scored together); ``n_texts`` is how many distinct
-    texts this attribution needed.
+    ``comprehensiveness``/``sufficiency`` are per distinct word count in ``ks`` (made from ``bins``);
+    ``deletion``/``insertion`` are p(target) at ``fractions`` of the words. ``passes``/``seconds`` are those
+    of the one ``predict_proba`` call that computed it (shared when several attributions were scored
+    together); ``n_texts`` is how many distinct texts this attribution needed.
     """
 
     method: str
     target: int
     n_words: int
     full_prob: float
-    bins: tuple[float, ...]
+    bins: tuple[int | float, ...]
     ks: tuple[int, ...]
     comprehensiveness: tuple[float, ...]
     sufficiency: tuple[float, ...]
@@ -113,9 +119,23 @@ class Drift:
 
 # --- building the perturbed texts -------------------------------------------------------------------
 
-def bin_sizes(n_words: int, bins: Sequence[float] = BINS) -> list[int]:
-    """Words in each top-k% bin: ``ceil(pct * n_words)``, at least 1 and at most ``n_words``."""
-    return [min(n_words, max(1, math.ceil(pct * n_words - 1e-9))) for pct in bins]
+def bin_sizes(n_words: int, bins: Sequence[int | float] = BINS) -> list[int]:
+    """The distinct top-k sizes the bins give for a text of ``n_words`` words, ascending.
+
+    An int bin is a word count, a float a fraction rounded up; each k is at least 1 and at most ``n_words``.
+    """
+    ks = {min(n_words, max(1, int(b) if _is_count(b) else math.ceil(b * n_words - 1e-9))) for b in bins}
+    return sorted(ks)
+
+
+def _is_count(b: int | float) -> bool:
+    return isinstance(b, (int, np.integer)) and not isinstance(b, bool)
+
+
+def check_bins(bins: Sequence[int | float]) -> None:
+    """Refuse bins that are neither word counts >= 1 nor fractions in (0, 1]."""
+    if not bins or any(isinstance(b, bool) or (b < 1 if _is_count(b) else not 0 < b <= 1) for b in bins):
+        raise ExplainerError(f"Top-k bins must be word counts >= 1 or fractions in (0, 1]; got {list(bins)}.")
 
 
 def curve_sizes(n_words: int, steps: int = STEPS) -> list[int]:
@@ -123,16 +143,17 @@ def curve_sizes(n_words: int, steps: int = STEPS) -> list[int]:
     return [int(math.floor(i / steps * n_words + 0.5)) for i in range(steps + 1)]
 
 
-def ranking(scores: np.ndarray) -> np.ndarray:
-    """Word indices by score, highest first; ties keep text order."""
-    return np.argsort(-np.asarray(scores, dtype=float), kind="stable")
+ranking = rank_order  # word indices by score, highest first; ties keep text order
 
 
-def _compose(words: Sequence[str], keep: np.ndarray) -> str:
-    return " ".join(w for w, k in zip(words, keep) if k)
+def describe_bins(bins: Sequence[int | float] = BINS) -> str:
+    """``"top 1, 2, 3, 5 words, 20%, 50%"``: the bins in words, for captions and tables."""
+    counts = [str(int(b)) for b in bins if _is_count(b)]
+    fracs = [f"{b:.0%}" for b in bins if not _is_count(b)]
+    return "top " + ", ".join(([", ".join(counts) + " words"] if counts else []) + fracs)
 
 
-def _plan(words: Sequence[str], order: np.ndarray, bins: Sequence[float], steps: int) -> dict[str, list[str]]:
+def _plan(words: Sequence[str], order: np.ndarray, bins: Sequence[int | float], steps: int) -> dict[str, list[str]]:
     """Every text that one word ranking needs, by metric."""
     n = len(words)
 
@@ -144,16 +165,16 @@ def _plan(words: Sequence[str], order: np.ndarray, bins: Sequence[float], steps:
     ks = bin_sizes(n, bins)
     cs = curve_sizes(n, steps)
     return {
-        "full": [_compose(words, np.ones(n, dtype=bool))],
-        "comp": [_compose(words, ~top(k)) for k in ks],
-        "suff": [_compose(words, top(k)) for k in ks],
-        "deletion": [_compose(words, ~top(k)) for k in cs],
-        "insertion": [_compose(words, top(k)) for k in cs],
+        "full": [compose_words(words, np.ones(n, dtype=bool))],
+        "comp": [compose_words(words, ~top(k)) for k in ks],
+        "suff": [compose_words(words, top(k)) for k in ks],
+        "deletion": [compose_words(words, ~top(k)) for k in cs],
+        "insertion": [compose_words(words, top(k)) for k in cs],
     }
 
 
 def _score(plan: dict[str, list[str]], prob: dict[str, float], method: str, target: int, n_words: int,
-           bins: Sequence[float], steps: int) -> Faithfulness:
+           bins: Sequence[int | float], steps: int) -> Faithfulness:
     full = prob[plan["full"][0]]
     comp = [full - prob[t] for t in plan["comp"]]
     suff = [full - prob[t] for t in plan["suff"]]
@@ -192,23 +213,23 @@ def _mean_faithfulness(runs: list[Faithfulness], seeds: Sequence[int]) -> Faithf
 
 # --- faithfulness ----------------------------------------------------------------------------------
 
-def faithfulness_many(handle: Predictor, attributions: Sequence[Attribution], *, bins: Sequence[float] = BINS,
+def faithfulness_many(handle: Predictor, attributions: Sequence[Attribution], *, bins: Sequence[int | float] = BINS,
                       steps: int = STEPS, random_seeds: Sequence[int] = RANDOM_SEEDS) -> list[Faithfulness]:
     """Faithfulness of several attributions with ONE ``handle.predict_proba`` call for all of them.
 
     Args:
         handle: the model that was explained (a ``ModelHandle`` or anything with ``predict_proba``).
         attributions: explanations, of the same text or not; the random baseline of a text is shared.
-        bins: top-k fractions for comprehensiveness/sufficiency (default 1, 5, 10, 20, 50%).
+        bins: top-k word counts (int) and fractions (float) for comprehensiveness/sufficiency
+            (default top 1, 2, 3, 5 words, 20% and 50%).
         steps: deletion/insertion curve steps (``steps + 1`` points from 0 to all words).
         random_seeds: seeds of the random-ranking baseline, averaged (empty: no baseline).
     Returns:
         One :class:`Faithfulness` per attribution, in order, each with its random ``baseline``.
     Raises:
-        ExplainerError: an attribution has no words, or a bin is outside (0, 1].
+        ExplainerError: an attribution has no words, or a bin is neither a count >= 1 nor a fraction in (0, 1].
     """
-    if any(not 0 < b <= 1 for b in bins) or not bins:
-        raise ExplainerError(f"Top-k bins must be fractions in (0, 1]; got {list(bins)}.")
+    check_bins(bins)
     if steps < 1:
         raise ExplainerError("The deletion/insertion curves need at least one step.")
     plans: list[tuple[dict[str, list[str]], list[dict[str, list[str]]], int]] = []
@@ -240,7 +261,7 @@ def faithfulness_many(handle: Predictor, attributions: Sequence[Attribution], *,
     return out
 
 
-def faithfulness(handle: Predictor, attribution: Attribution, *, bins: Sequence[float] = BINS, steps: int = STEPS,
+def faithfulness(handle: Predictor, attribution: Attribution, *, bins: Sequence[int | float] = BINS, steps: int = STEPS,
                  random_seeds: Sequence[int] = RANDOM_SEEDS) -> Faithfulness:
     """Faithfulness of one attribution in one ``predict_proba`` call (see :func:`faithfulness_many`)."""
     return faithfulness_many(handle, [attribution], bins=bins, steps=steps, random_seeds=random_seeds)[0]
@@ -294,26 +315,20 @@ def rank_agreement(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndar
     return Agreement(_corr(stats.spearmanr, xa, ya), _corr(stats.kendalltau, xa, ya), overlap, k, n)
 
 
-def comparable_scores(scores: Sequence[float] | np.ndarray, signed: bool, other_signed: bool) -> np.ndarray:
-    """Scores to compare with another explainer's: signed when both are, magnitudes otherwise."""
-    arr = np.asarray(scores, dtype=float)
-    return arr if signed and other_signed else np.abs(arr)
-
-
 def _aligned(a: Attribution, b: Attribution) -> tuple[np.ndarray, np.ndarray]:
     if a.text != b.text:
         raise ValueError("Agreement needs two attributions of the same text.")
     sb = {(w.start, w.end): w.score for w in b.words}
     common = [w for w in a.words if (w.start, w.end) in sb]
-    x = comparable_scores([w.score for w in common], a.signed, b.signed)
-    y = comparable_scores([sb[(w.start, w.end)] for w in common], b.signed, a.signed)
-    return x, y
+    return np.array([w.score for w in common], dtype=float), np.array([sb[(w.start, w.end)] for w in common])
 
 
 def agreement(a: Attribution, b: Attribution, k: int | None = None) -> Agreement:
     """Agreement of two attributions of the same text, over the words both have.
 
-    Signed scores are compared as they are when both attributions are signed; otherwise magnitudes.
+    Each side is ranked as :meth:`Attribution.top_words` ranks it (signed scores as they are, so a word
+    pushing hard *against* the target is not a top word), so the overlap is about the words each
+    explainer shows first.
     """
     return rank_agreement(*_aligned(a, b), k=k)
 
@@ -351,10 +366,11 @@ __all__ = [
     "Predictor",
     "agreement",
     "bin_sizes",
-    "comparable_scores",
+    "check_bins",
     "comprehensiveness",
     "curve_sizes",
     "default_k",
+    "describe_bins",
     "drift",
     "faithfulness",
     "faithfulness_many",

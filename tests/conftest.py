@@ -37,6 +37,59 @@ def build_tiny_bert(folder: Path, num_labels: int = 2, seed: int = 0, labels: li
     return folder
 
 
+# The ground-truth task: filler words with exactly one planted trigger word, whose class is the label.
+GT_FILLERS = tuple("the a movie film story plot was is and it this of with very quite about for that in on".split())
+GT_TRIGGERS = {"terrible": 0, "excellent": 1}
+
+
+def ground_truth_sentences(n: int, seed: int) -> tuple[list[str], list[int]]:
+    """``n`` sentences of 4-10 filler words with one trigger word planted at a random position."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for _ in range(n):
+        words = [str(w) for w in rng.choice(GT_FILLERS, size=int(rng.integers(4, 11)))]
+        trigger = str(rng.choice(list(GT_TRIGGERS)))
+        words.insert(int(rng.integers(0, len(words) + 1)), trigger)
+        texts.append(" ".join(words))
+        labels.append(GT_TRIGGERS[trigger])
+    return texts, labels
+
+
+def build_ground_truth_bert(folder: Path, steps: int = 120) -> Path:
+    """The tiny BERT of :func:`build_tiny_bert`, trained until its decision is the planted trigger word.
+
+    Label smoothing keeps it from saturating (p ~ 0.85 rather than 0.9999), so gradient methods see
+    gradients; the right explanation of every prediction is known: the trigger word first.
+    """
+    from transformers import AutoTokenizer, BertForSequenceClassification
+
+    build_tiny_bert(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = BertForSequenceClassification.from_pretrained(folder)
+    torch.manual_seed(0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    model.train()
+    for step in range(steps):
+        texts, labels = ground_truth_sentences(32, seed=1000 + step)
+        enc = tokenizer(texts, padding=True, return_tensors="pt")
+        loss = torch.nn.functional.cross_entropy(model(**enc).logits, torch.tensor(labels), label_smoothing=0.3)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    model.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def ground_truth_handle(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from model_zoo import load
+
+    return load(str(build_ground_truth_bert(tmp_path_factory.mktemp("gt") / "gt-bert")), device="cpu")
+
+
 @pytest.fixture(autouse=True)
 def _loupe_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path_factory.mktemp("loupe_home")

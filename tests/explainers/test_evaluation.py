@@ -60,6 +60,7 @@ def _loaded_once(tiny_handle: Any, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _run(model: Path, methods: list[str] = METHODS, n: int = 5, **kwargs: Any) -> ev.EvaluationReport:
+    kwargs.setdefault("sanity_n", 0)  # the sanity check has its own test below
     return ev.evaluate(str(model), "test", n, methods, CHEAP, device="cpu", random_seeds=(0,), **kwargs)
 
 
@@ -102,7 +103,7 @@ def test_evaluation_table_then_served_from_cache(tiny_model_dir: Path, monkeypat
     again = _run(tiny_model_dir)
     assert counter.calls == []
     assert all(r.cached for r in again.rows)
-    strip = [{**r, "cached": None} for r in again.to_dict()["rows"]]
+    strip = [{**r, "cached": None} for r in json.loads(json.dumps(again.to_dict()))["rows"]]
     assert strip == [{**r, "cached": None} for r in d["rows"]]
 
 
@@ -112,7 +113,7 @@ def test_cache_is_per_explainer_config(tiny_model_dir: Path, monkeypatch: pytest
     _run(tiny_model_dir, ["ig", "attention"], n=3)
     counter.calls.clear()
     report = ev.evaluate(str(tiny_model_dir), "test", 3, ["ig", "attention"], {"ig": {"n_steps": 6}}, device="cpu",
-                         random_seeds=(0,))
+                         random_seeds=(0,), sanity_n=0)
     assert counter.calls == ["ig"] * 3  # a new IG config is a miss; attention is reused
     assert {r.method: r.cached for r in report.rows} == {"ig": False, "attention": True}
     assert {r.method: r for r in report.rows}["ig"].config["n_steps"] == 6
@@ -175,3 +176,34 @@ def test_cli_evaluate_json_and_table(tiny_model_dir: Path, capsys: pytest.Captur
     text = capsys.readouterr().out
     assert "comp AOPC" in text and "attention" in text
     assert main(["evaluate", "--model", str(tiny_model_dir), "--methods", "nope", "--quiet"]) == 2
+
+
+# --- paired significance and the sanity column ----------------------------------------------------
+
+def test_paired_tests_on_known_differences() -> None:
+    rng = __import__("numpy").random.default_rng(0)
+    noise = {i: float(v) for i, v in enumerate(rng.normal(0, 0.01, 30))}
+    values = {
+        "a": {i: 0.30 + v for i, v in noise.items()},  # always 0.1 above c
+        "b": {i: 0.30 + v + (0.001 if i % 2 else -0.001) for i, v in noise.items()},  # a's twin
+        "c": {i: 0.20 + v for i, v in noise.items()},
+    }
+    sig = ev.paired_tests(values)
+    assert sig["a"]["c"]["significant"] and sig["a"]["c"]["mean_diff"] == pytest.approx(0.1)
+    assert sig["c"]["a"]["mean_diff"] == pytest.approx(-0.1)
+    assert not sig["a"]["b"]["significant"] and sig["a"]["b"]["p_holm"] >= sig["a"]["b"]["p"]
+    assert ev.paired_tests({"x": {0: 1.0}, "y": {0: 0.0}})["x"]["y"]["p"] == 1.0  # too few sentences to tell
+
+
+def test_ranks_are_shared_when_not_significantly_different(tiny_model_dir: Path) -> None:
+    report = _run(tiny_model_dir, methods=["ig", "saliency"], sanity_n=2)
+    ig, sal = sorted(report.rows, key=lambda r: r.method)
+    cell = report.significance["ig"]["saliency"]
+    assert cell["n"] == 5 and cell["p"] == 1.0  # 5 sentences are too few for the test to tell them apart
+    assert {r.rank for r in report.rows} == {1} and ig.tied_with == ("saliency",)
+    assert "1=" in report.table()
+    # The sanity check ran on the first 2 sentences through the whole cascade, ending on every weight.
+    for row in report.rows:
+        assert row.sanity.n == 2 and row.sanity_steps[0] == "classifier head" and row.sanity_steps[-1] == "all weights"
+        assert len(row.sanity_curve) == len(row.sanity_steps) and row.sanity.mean is not None
+    assert "sanity" in report.table() and report.to_dict()["rows"][0]["sanity"]["n"] == 2

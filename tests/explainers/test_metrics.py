@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from explainers.base import Attribution, Cost, Word
+from explainers.base import Attribution, Cost, ExplainerError, Word
 from explainers.metrics import (
     agreement,
     bin_sizes,
@@ -68,11 +68,21 @@ def perfect(text: str = TWENTY, word: str = "great") -> Attribution:
 
 # --- sizes and ranking ---------------------------------------------------------------------------
 
-def test_bin_sizes_are_ceil_of_the_fraction_and_at_least_one() -> None:
-    assert bin_sizes(100) == [1, 5, 10, 20, 50]  # 0.05 * 100 is 5.000000000000001 in floats
-    assert bin_sizes(20) == [1, 1, 2, 4, 10]
-    assert bin_sizes(3) == [1, 1, 1, 1, 2]
-    assert bin_sizes(1) == [1, 1, 1, 1, 1]
+def test_bin_sizes_are_word_counts_and_fractions_distinct_and_capped() -> None:
+    # Default bins: top 1, 2, 3, 5 words and 20%, 50% (rounded up), repeats dropped, capped at the words.
+    assert bin_sizes(100) == [1, 2, 3, 5, 20, 50]
+    assert bin_sizes(20) == [1, 2, 3, 4, 5, 10]
+    assert bin_sizes(3) == [1, 2, 3]
+    assert bin_sizes(1) == [1]
+    assert bin_sizes(100, (0.01, 0.05, 0.1)) == [1, 5, 10]  # 0.05 * 100 is 5.000000000000001 in floats
+    # Percent-only bins say nothing past the top word of a short review; word counts do.
+    assert bin_sizes(12, (0.01, 0.05, 0.1)) == [1, 2] and bin_sizes(12) == [1, 2, 3, 5, 6]
+
+
+@pytest.mark.parametrize("bins", [(), (0,), (1.5,), (-0.2,), (True,)])
+def test_bad_bins_are_refused(bins) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ExplainerError, match="bins"):
+        faithfulness(OneWordModel(), perfect(), bins=bins, random_seeds=())
     assert curve_sizes(20, 10) == [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20]
     assert curve_sizes(5, 4) == [0, 1, 3, 4, 5]
 
@@ -88,10 +98,10 @@ def test_removing_the_only_word_the_model_reads_gives_p_minus_base() -> None:
     model = OneWordModel()
     f = faithfulness(model, perfect(), random_seeds=())
     assert f.full_prob == pytest.approx(HIT, abs=1e-12)
-    assert f.comprehensiveness == pytest.approx([HIT - BASE] * 5, abs=1e-12)
+    assert f.comprehensiveness == pytest.approx([HIT - BASE] * 6, abs=1e-12)
     assert f.comp_aopc == pytest.approx(HIT - BASE, abs=1e-12)
-    assert f.sufficiency == pytest.approx([0.0] * 5, abs=1e-12)  # the top word alone keeps the prediction
-    assert f.ks == (1, 1, 2, 4, 10) and f.n_words == 20
+    assert f.sufficiency == pytest.approx([0.0] * 6, abs=1e-12)  # the top word alone keeps the prediction
+    assert f.ks == (1, 2, 3, 4, 5, 10) and f.n_words == 20
     assert comprehensiveness(model, perfect()) == pytest.approx(HIT - BASE, abs=1e-12)
     assert sufficiency(model, perfect()) == pytest.approx(0.0, abs=1e-12)
 
@@ -216,10 +226,13 @@ def test_constant_scores_give_no_correlation_and_no_warning() -> None:
     assert rank_agreement([1.0], [2.0]).spearman is None
 
 
-def test_signed_against_unsigned_compares_magnitudes() -> None:
+def test_signed_against_unsigned_ranks_each_as_its_top_words() -> None:
+    # Every word pushes against the target, the first hardest: for the signed method the first word is
+    # the *last* of its top words, for the unsigned one (same magnitudes) the first. They disagree.
     signed = make_attribution(TWENTY, np.linspace(-3, -1, 20))
     unsigned = make_attribution(TWENTY, np.linspace(3, 1, 20), signed=False)
-    assert agreement(signed, unsigned).spearman == pytest.approx(1.0)
+    assert agreement(signed, unsigned).spearman == pytest.approx(-1.0)
+    assert signed.top_words(1)[0].text == TWENTY.split()[-1] and unsigned.top_words(1)[0].text == TWENTY.split()[0]
     with pytest.raises(ValueError):
         agreement(signed, make_attribution("another text", [1.0, 2.0]))
 
