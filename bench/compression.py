@@ -1,10 +1,13 @@
 """Compressed variants of the default model compared: ``python bench/compression.py [--variants ...]``.
 
-Prints one row per variant (original first): test accuracy and macro F1, agreement with the original's
-predictions, model latency p50/p95 at batch 1 and 32 (warm, same threads, interleaved in one run),
-throughput, size on disk, parameters, measured sparsity, peak memory, and explanation drift (Spearman of
-word scores, top-k overlap, change in comprehensiveness AOPC). Then checks the int8 target: at most 0.5x
-the fp32 latency at batch 1, with at most 1 point of accuracy lost.
+Prints one row per variant (original first): test accuracy and agreement with the original's predictions
+at batch 1 and at batch 32 (int8 computes one activation scale per padded batch, so its outputs depend on
+the batch), macro F1, model latency p50/p95 at batch 1 and 32 (warm, same threads, interleaved in one run),
+throughput, size on disk, parameters, sparsity over all parameters and over the pruned layers' weights,
+peak memory, and explanation drift (Spearman of word scores, top-k overlap, change in comprehensiveness
+AOPC) averaged over the explainers every variant ran; then drift per explainer (int8 at batch 1 and 32).
+Then checks the int8 target: at most 0.5x the fp32 latency at batch 1, with at most 1 point of accuracy
+lost at batch 1 AND at batch 32.
 
 The model is read from the store (``LOUPE_HOME``); variants are made in memory and their folders written
 to a temporary directory (``--out`` keeps them), never into the store.
@@ -78,18 +81,17 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(result))
     rows = {r["variant"]: r for r in result["rows"]}
     for name, row in rows.items():
-        drift = ", ".join(f"{m}: rho {d.get('spearman')}, top-k {d.get('top_k_overlap')}, "
-                          f"d comp {d.get('delta_comp_aopc')}" if "skipped" not in d else f"{m}: skipped"
-                          for m, d in (row.get("drift") or {}).items())
         made = row.get("compression", {}).get("seconds_to_make")
-        print(f"  {name}: {drift}" + (f"; made in {made} s" if made is not None else ""))
+        if made is not None:
+            print(f"  {name}: made in {made} s")
     if "int8" not in rows:
         return 0
     ratio = rows["int8"]["latency_x_b1"]
-    lost = rows["original"]["accuracy"] - rows["int8"]["accuracy"]
-    ok = ratio <= 0.5 and lost <= 0.01
-    print(f"int8 target (<= 0.5x fp32 latency at batch 1, <= 1 point accuracy lost): {ratio:.2f}x, "
-          f"{100 * lost:.1f} points lost -> {'met' if ok else 'MISSED'}")
+    lost = {bs: rows["original"][f"accuracy_b{bs}"] - rows["int8"][f"accuracy_b{bs}"] for bs in (1, 32)}
+    ok = ratio <= 0.5 and max(lost.values()) <= 0.01
+    print(f"int8 target (<= 0.5x fp32 latency at batch 1, <= 1 point accuracy lost at batch 1 and 32): "
+          f"{ratio:.2f}x, {100 * lost[1]:.1f} points lost at batch 1, {100 * lost[32]:.1f} at batch 32 -> "
+          f"{'met' if ok else 'MISSED'}")
     return 0 if ok else 1
 
 

@@ -5,6 +5,13 @@ reports: whether a variant still decides for the same reasons. On N test sentenc
 explained with the chosen explainers, for the class the original predicted, and compared with the
 original's explanation (Spearman/Kendall of word scores, top-k overlap, change in ERASER AOPC).
 
+Drift is reported per explainer and per variant (``result["drift_rows"]``). The headline drift columns
+average only over the explainers that ran on EVERY compared variant (``result["drift_compared_on"]``):
+int8 passes no gradients, so a run with IG and SHAP compares all variants on SHAP alone rather than int8
+on SHAP and the others on IG and SHAP. Explanations are computed with the model scoring
+:data:`DRIFT_BATCH_SIZE` texts per pass; a variant whose outputs depend on the batch (dynamic int8) is
+explained again at batch 1 (``row["drift_b1"]``).
+
 Entry points: :func:`run_compression` (in-process), :func:`run_job` (the ``compress`` background job) and
 :func:`add_cli` (``python -m model_zoo compress``).
 """
@@ -31,13 +38,17 @@ from explainers import metrics
 from explainers.base import Attribution, get
 from model_zoo import DEFAULT_MODEL_ID, load
 from model_zoo.compression import (
+    EVAL_BATCH_SIZES,
     CompressionError,
     UnsupportedVariantError,
     Variant,
     VariantSpec,
+    at_batch_size,
     available_variants,
+    card_test_metrics,
     make_variant,
     measure,
+    outputs_depend_on_batch,
     parse_variants,
     save_variant,
 )
@@ -45,9 +56,13 @@ from model_zoo.data import TextDataset, rotten_tomatoes
 from model_zoo.handle import ModelHandle
 
 DRIFT_BINS = (0.1, 0.2, 0.5)
-COLUMNS = ("variant", "accuracy", "f1_macro", "agreement", "p50_ms_b1", "p95_ms_b1", "p50_ms_b32", "p95_ms_b32",
-           "throughput_per_s", "size_mb", "parameters", "sparsity", "peak_memory_mb", "drift_spearman",
-           "drift_top_k", "drift_delta_comp")
+DRIFT_BATCH_SIZE = 32  # texts per model pass while explaining; batch-dependent variants also at 1
+COLUMNS = ("variant", "accuracy_b1", "accuracy_b32", "f1_macro_b32", "agreement_b1", "agreement_b32", "p50_ms_b1",
+           "p95_ms_b1", "p50_ms_b32", "p95_ms_b32", "throughput_per_s", "size_mb", "parameters",
+           "sparsity_all_weights", "sparsity_pruned_layers", "peak_memory_mb", "drift_spearman", "drift_top_k",
+           "drift_delta_comp")
+DRIFT_STATS = ("spearman", "kendall", "top_k_overlap", "delta_comp_aopc", "delta_suff_aopc", "comp_aopc", "flipped",
+               "n")
 
 
 @dataclass
@@ -100,10 +115,23 @@ class Explained:
     skipped: dict[str, str] = field(default_factory=dict)
 
 
-def method_config(name: str, ig_steps: int = 20, shap_max_evals: int = 64) -> Any:
-    """The explainer's default Config with the report's cheaper settings where they apply."""
+# Config fields by which explainers batch their own model calls (SHAP's masked texts, ablation's copies, IG's
+# steps); the rest go through ``handle.predict_proba``, batched at ``handle.batch_size``.
+BATCH_FIELDS = ("batch_size", "perturbations_per_eval", "internal_batch_size")
+
+
+def method_config(name: str, ig_steps: int = 20, shap_max_evals: int = 64, batch_size: int | None = None) -> Any:
+    """The explainer's default Config with the report's cheaper settings where they apply.
+
+    Args:
+        batch_size: when given, the explainer's own batching fields (:data:`BATCH_FIELDS`) are set to it,
+            so that with :func:`~model_zoo.compression.at_batch_size` every model pass holds at most this
+            many texts.
+    """
     cfg = get(name).Config()
-    overrides = {"n_steps": ig_steps, "max_evals": shap_max_evals}
+    overrides: dict[str, Any] = {"n_steps": ig_steps, "max_evals": shap_max_evals}
+    if batch_size is not None:
+        overrides.update(dict.fromkeys(BATCH_FIELDS, int(batch_size)))
     fields = {f.name for f in dataclasses.fields(cfg)}
     return dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if k in fields})
 
@@ -145,11 +173,24 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return round(float(np.mean(kept)), 4) if kept else None
 
 
-def drift_summary(reference: Explained, variant: Explained) -> dict[str, Any]:
-    """Per-method mean drift of ``variant`` against ``reference`` (same texts, same targets), per-sentence
-    drift records, and the overall means across methods (the table's headline columns).
+def shared_methods(handles: Sequence[ModelHandle], methods: Sequence[str]) -> list[str]:
+    """The explainers of ``methods`` that run on every one of ``handles`` (int8 ones take no gradients)."""
+    return [m for m in methods if all(_skip_reason(h, m) is None for h in handles)]
 
-    A model compared with itself scores Spearman 1.0, top-k overlap 1.0 and AOPC change 0.0 exactly.
+
+def drift_summary(reference: Explained, variant: Explained, compared_on: Sequence[str] | None = None) -> dict[str, Any]:
+    """Per-method mean drift of ``variant`` against ``reference`` (same texts, same targets), per-sentence
+    drift records, and headline means over the explainers in ``compared_on``.
+
+    Args:
+        compared_on: the explainers the headline averages over; default every explainer the reference ran.
+            When the variant lacks any of them the headline is None, never a mean over fewer explainers:
+            a mean over a different set per variant compares unlike things.
+
+    Returns:
+        ``{"drift_spearman", "drift_top_k", "drift_delta_comp", "drift_delta_suff", "drift_compared_on",
+        "drift": {method: stats or {"skipped": reason}}, "per_sentence": {method: [records]}}``. A model
+        compared with itself scores Spearman 1.0, top-k overlap 1.0 and AOPC change 0.0 exactly.
     """
     per_method: dict[str, Any] = {}
     per_sentence: dict[str, list[dict[str, Any]]] = {}
@@ -168,15 +209,33 @@ def drift_summary(reference: Explained, variant: Explained) -> dict[str, Any]:
             "comp_aopc": _mean([f.comp_aopc for f in variant.faithfulness[name]]),
             "flipped": _mean([float(d.prediction_flipped) for d in drifts]), "n": len(drifts),
         }
-    done = [m for m in per_method.values() if "skipped" not in m]
+    names = list(reference.attributions) if compared_on is None else list(compared_on)
+    done = [per_method.get(n) or {"skipped": "not explained"} for n in names]
+    complete = bool(names) and all("skipped" not in m for m in done)
+
+    def headline(key: str) -> float | None:
+        return _mean([m[key] for m in done]) if complete else None
+
     return {
-        "drift_spearman": _mean([m["spearman"] for m in done]),
-        "drift_top_k": _mean([m["top_k_overlap"] for m in done]),
-        "drift_delta_comp": _mean([m["delta_comp_aopc"] for m in done]),
-        "drift_delta_suff": _mean([m["delta_suff_aopc"] for m in done]),
+        "drift_spearman": headline("spearman"), "drift_top_k": headline("top_k_overlap"),
+        "drift_delta_comp": headline("delta_comp_aopc"), "drift_delta_suff": headline("delta_suff_aopc"),
+        "drift_compared_on": names if complete else [],
         "drift": per_method,
         "per_sentence": per_sentence,
     }
+
+
+def drift_rows(variant: str, per_method: dict[str, Any], batch_size: int) -> list[dict[str, Any]]:
+    """One flat record per explainer of a variant's drift (or why it was skipped), saying the batch size."""
+    out = []
+    for method, stats in per_method.items():
+        rec: dict[str, Any] = {"variant": variant, "explainer": method, "batch_size": batch_size}
+        if "skipped" in stats:
+            rec["skipped"] = stats["skipped"]
+        else:
+            rec.update({k: stats.get(k) for k in DRIFT_STATS})
+        out.append(rec)
+    return out
 
 
 # --- the whole comparison -----------------------------------------------------------------------------
@@ -221,7 +280,11 @@ def run_compression(config: CompressConfig | dict[str, Any], workdir: Path | Non
 
     Returns:
         ``{"rows": [...one per variant, original first...], "columns", "errors", "viewer", "variant_dirs",
-        "model", "device", "threads", "config", "seconds"}``; ``viewer`` holds the texts, targets, and
+        "model", "device", "threads", "config", "seconds", "eval_batch_sizes", "drift_batch_size",
+        "drift_compared_on", "drift_rows"}``. Accuracy and agreement keys end in their batch size
+        (``accuracy_b1``); the headline drift columns average over ``drift_compared_on`` only, at
+        ``drift_batch_size``; ``drift_rows`` has one record per variant, explainer and batch size (int8
+        at batch 1 too). ``viewer`` holds the texts, targets, and
         ``attributions[variant][method]`` (``Attribution.to_dict(extras=False)``) for ``n_show`` sentences,
         and ``drift[variant][method]``: per-sentence drift records.
     """
@@ -271,20 +334,35 @@ def run_compression(config: CompressConfig | dict[str, Any], workdir: Path | Non
     rows = measure(variants, test, repeats=cfg.repeats)
 
     texts = _drift_texts(test, cfg.n_drift)
-    configs = {m: method_config(m, cfg.ig_steps, cfg.shap_max_evals) for m in cfg.methods}
+
+    def configs_at(batch_size: int) -> dict[str, Any]:
+        return {m: method_config(m, cfg.ig_steps, cfg.shap_max_evals, batch_size) for m in cfg.methods}
+
+    configs = configs_at(DRIFT_BATCH_SIZE)
+    compared_on = shared_methods([v.handle for v in variants], cfg.methods)
     tick(f"explaining {len(texts)} sentences with the original")
-    reference = explain_texts(source, texts, cfg.methods, configs=configs)
+    reference = explain_texts(at_batch_size(source, DRIFT_BATCH_SIZE), texts, cfg.methods, configs=configs)
     targets = [a.target for a in next(iter(reference.attributions.values()), [])] or None
     viewer: dict[str, Any] = {"texts": texts[: cfg.n_show], "targets": (targets or [])[: cfg.n_show],
-                              "methods": list(cfg.methods), "attributions": {}, "drift": {}}
+                              "methods": list(cfg.methods), "attributions": {}, "drift": {},
+                              "batch_size": DRIFT_BATCH_SIZE}
+    all_drift_rows: list[dict[str, Any]] = []
     for v in variants:
         if v.name != "original":
             tick(f"explaining with {v.name}")
-        explained = reference if v.name == "original" else explain_texts(v.handle, texts, cfg.methods,
-                                                                          targets=targets, configs=configs)
-        summary = drift_summary(reference, explained)
+        explained = reference if v.name == "original" else explain_texts(
+            at_batch_size(v.handle, DRIFT_BATCH_SIZE), texts, cfg.methods, targets=targets, configs=configs)
+        summary = drift_summary(reference, explained, compared_on)
         per_sentence = summary.pop("per_sentence")
-        rows[v.name].update(summary)
+        rows[v.name].update(summary, drift_batch_size=DRIFT_BATCH_SIZE)
+        if v.name != "original":
+            all_drift_rows += drift_rows(v.name, summary["drift"], DRIFT_BATCH_SIZE)
+        if v.name != "original" and outputs_depend_on_batch(v.handle.model):
+            note(f"explaining with {v.name} at batch size 1 (its outputs depend on the batch)")
+            at_one = explain_texts(at_batch_size(v.handle, 1), texts, cfg.methods, targets=targets,
+                                   configs=configs_at(1))
+            rows[v.name]["drift_b1"] = drift_summary(reference, at_one, compared_on)["drift"]
+            all_drift_rows += drift_rows(v.name, rows[v.name]["drift_b1"], 1)
         rows[v.name]["compression"] = {k: val for k, val in v.card.items() if k != "settings"}
         viewer["attributions"][v.name] = {m: [a.to_dict(extras=False) for a in attrs[: cfg.n_show]]
                                           for m, attrs in explained.attributions.items()}
@@ -300,6 +378,8 @@ def run_compression(config: CompressConfig | dict[str, Any], workdir: Path | Non
         "config": dataclasses.asdict(cfg), "columns": list(COLUMNS), "rows": [rows[v.name] for v in variants],
         "errors": errors, "viewer": viewer, "variant_dirs": dirs, "available_variants":
         available_variants(source.device), "eval_texts": len(test), "drift_texts": len(texts),
+        "eval_batch_sizes": list(EVAL_BATCH_SIZES), "drift_batch_size": DRIFT_BATCH_SIZE,
+        "drift_compared_on": compared_on, "drift_rows": all_drift_rows,
         "seconds": round(time.perf_counter() - started, 1),
     }
 
@@ -309,10 +389,12 @@ def save_variant_metrics(folder: Path, row: dict[str, Any]) -> None:
     from model_zoo import store
 
     card = store.read_card(folder)
-    keep = {k: v for k, v in row.items() if k not in ("compression", "drift")}
+    keep = {k: v for k, v in row.items() if k not in ("compression", "drift", "drift_b1")}
     card.setdefault("compression", {})["metrics"] = keep
     card["compression"]["drift"] = row.get("drift")
-    card["metrics"] = {"test": {k: row[k] for k in ("accuracy", "f1_macro") if k in row}}
+    if "drift_b1" in row:
+        card["compression"]["drift_b1"] = row["drift_b1"]
+    card["metrics"] = {"test": card_test_metrics(row)}
     store.write_card(folder, card)
 
 
@@ -337,20 +419,45 @@ def _cell(value: Any, column: str) -> str:
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """The results table as aligned text (one row per variant, original first)."""
-    heads = {"variant": "variant", "accuracy": "acc", "f1_macro": "F1", "agreement": "agree",
-             "p50_ms_b1": "p50 b1 ms", "p95_ms_b1": "p95 b1 ms", "p50_ms_b32": "p50 b32 ms",
-             "p95_ms_b32": "p95 b32 ms", "throughput_per_s": "texts/s", "size_mb": "size MB",
-             "parameters": "params", "sparsity": "sparsity", "peak_memory_mb": "peak MB",
-             "drift_spearman": "drift rho", "drift_top_k": "top-k", "drift_delta_comp": "d comp"}
+    """The results table as aligned text (one row per variant, original first), then drift per explainer."""
+    heads = {"variant": "variant", "accuracy_b1": "acc@b1", "accuracy_b32": "acc@b32", "f1_macro_b32": "F1@b32",
+             "agreement_b1": "agree@b1", "agreement_b32": "agree@b32", "p50_ms_b1": "p50 b1 ms",
+             "p95_ms_b1": "p95 b1 ms", "p50_ms_b32": "p50 b32 ms", "p95_ms_b32": "p95 b32 ms",
+             "throughput_per_s": "texts/s", "size_mb": "size MB", "parameters": "params",
+             "sparsity_all_weights": "zeros/all", "sparsity_pruned_layers": "zeros/pruned",
+             "peak_memory_mb": "peak MB", "drift_spearman": "drift rho", "drift_top_k": "top-k",
+             "drift_delta_comp": "d comp"}
     cols = list(result.get("columns") or COLUMNS)
     table = [[heads.get(c, c) for c in cols]] + [[_cell(r.get(c), c) for c in cols] for r in result["rows"]]
     widths = [max(len(r[i]) for r in table) for i in range(len(cols))]
     lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(r, widths)))
              for r in table]
+    lines += _notes(result)
     for name, err in (result.get("errors") or {}).items():
         lines.append(f"{name}: not made: {err}")
     return "\n".join(lines)
+
+
+def _notes(result: dict[str, Any]) -> list[str]:
+    """What the table's columns were measured over, and the drift of every explainer."""
+    shared = result.get("drift_compared_on")
+    out = [f"drift columns: mean over {', '.join(shared)} (the explainers every variant ran), at batch "
+           f"{result.get('drift_batch_size')}" if shared else
+           "drift columns: none (no explainer ran on every variant; see drift per explainer)"]
+    denominators = next((r.get("sparsity_denominators") for r in result["rows"]), None)
+    if denominators:
+        out.append(f"zeros/all: over {denominators['all_weights']}; zeros/pruned: over {denominators['pruned_layers']} "
+                   "(the original's counts; fewer-layer variants have fewer)")
+    out.append("@b1 / @b32: one text per pass / 32 length-sorted texts per pass (int8 activation scales are "
+               "per batch)")
+    for rec in result.get("drift_rows") or []:
+        head = f"  {rec['variant']} / {rec['explainer']} @b{rec['batch_size']}: "
+        if "skipped" in rec:
+            out.append(head + f"skipped ({rec['skipped']})")
+        else:
+            out.append(head + ", ".join(f"{k} {_cell(rec.get(k), k)}" for k in
+                                        ("spearman", "top_k_overlap", "delta_comp_aopc", "flipped", "n")))
+    return out
 
 
 def cmd_compress(args: argparse.Namespace) -> int:

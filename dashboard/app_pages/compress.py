@@ -23,12 +23,20 @@ page_setup("Compress a model")
 st.caption("Make quantised, pruned and distilled variants of a model and compare them on accuracy, latency, "
            "size — and on whether they still decide for the same reasons (explanation drift).")
 
-LABELS = {"variant": "variant", "accuracy": "accuracy", "f1_macro": "macro F1", "agreement": "agrees with original",
-          "p50_ms_b1": "p50 ms (b=1)", "p95_ms_b1": "p95 ms (b=1)", "p50_ms_b32": "p50 ms (b=32)",
-          "p95_ms_b32": "p95 ms (b=32)", "throughput_per_s": "texts/s", "size_mb": "size MB",
-          "parameters": "parameters", "sparsity": "sparsity (measured)", "peak_memory_mb": "peak MB",
+LABELS = {"variant": "variant", "accuracy_b1": "accuracy (b=1)", "accuracy_b32": "accuracy (b=32)",
+          "f1_macro_b32": "macro F1 (b=32)", "agreement_b1": "agrees with original (b=1)",
+          "agreement_b32": "agrees with original (b=32)", "p50_ms_b1": "p50 ms (b=1)", "p95_ms_b1": "p95 ms (b=1)",
+          "p50_ms_b32": "p50 ms (b=32)", "p95_ms_b32": "p95 ms (b=32)", "throughput_per_s": "texts/s",
+          "size_mb": "size MB", "parameters": "parameters", "sparsity_all_weights": "zeros / all weights",
+          "sparsity_pruned_layers": "zeros / pruned layers' weights", "peak_memory_mb": "peak MB",
           "drift_spearman": "drift: rank corr.", "drift_top_k": "drift: top-k overlap",
           "drift_delta_comp": "drift: Δ comp. AOPC"}
+DRIFT_LABELS = {"variant": "variant", "explainer": "explainer", "batch_size": "batch size", "spearman": "rank corr.",
+                "kendall": "Kendall tau", "top_k_overlap": "top-k overlap", "delta_comp_aopc": "Δ comp. AOPC",
+                "delta_suff_aopc": "Δ suff. AOPC", "flipped": "prediction flipped", "n": "sentences",
+                "skipped": "skipped because"}
+RATIOS = ("accuracy_b1", "accuracy_b32", "f1_macro_b32", "agreement_b1", "agreement_b32", "sparsity_all_weights",
+          "sparsity_pruned_layers", "drift_spearman", "drift_top_k", "drift_delta_comp")
 KIND_FIELDS = {"prune": ("sparsity", "scope"), "layers": ("layers", "recovery_examples", "epochs"),
                "distill": ("layers", "train_examples", "epochs", "temperature", "alpha")}
 KIND_TITLES = {"int8": "Dynamic int8 quantisation", "fp16": "fp16 (GPU)", "bf16": "bf16 (GPU)",
@@ -60,39 +68,83 @@ def _spec_widgets(kind: str) -> list[dict]:  # type: ignore[type-arg]
     return out
 
 
+def _labels(result: dict) -> dict[str, str]:  # type: ignore[type-arg]
+    """Column labels; the headline drift columns name the explainers they average over."""
+    if "drift_compared_on" not in result:  # a job finished before drift was compared on shared explainers
+        return LABELS
+    shared = ", ".join(result["drift_compared_on"]) or "no shared explainer"
+    return {**LABELS, **{c: f"{LABELS[c]} [{shared}]" for c in ("drift_spearman", "drift_top_k", "drift_delta_comp")}}
+
+
+def _notes(result: dict) -> None:  # type: ignore[type-arg]
+    """What the table's numbers were measured over: explainers, batch sizes, sparsity denominators."""
+    shared = result.get("drift_compared_on")
+    if shared:
+        st.caption(f"Drift columns compared on: **{md(', '.join(shared))}** — the explainers every variant ran "
+                   f"(mean over them, model scoring {result.get('drift_batch_size')} texts per pass). "
+                   "Every explainer's drift is in the table below.")
+    elif shared is not None:
+        st.caption("No explainer ran on every variant (int8 passes no gradients), so there are no headline drift "
+                   "columns: compare variants per explainer in the table below.")
+    st.caption("Dynamic int8 computes one activation scale per padded batch, so its outputs depend on the other "
+               "texts in the batch: accuracy and agreement are measured at b=1 (one text per pass, as a typed text "
+               "is predicted) and b=32 (32 length-sorted texts per pass).")
+    denominators = next((r.get("sparsity_denominators") for r in result["rows"] if r.get("sparsity_denominators")),
+                        None)
+    if denominators:
+        st.caption(f"Zeros / all weights: over {md(denominators['all_weights'])}. Zeros / pruned layers' weights: "
+                   f"over {md(denominators['pruned_layers'])}. Counts are the original's; variants with fewer "
+                   "layers have fewer.")
+
+
+def _drift_table(result: dict) -> None:  # type: ignore[type-arg]
+    records = result.get("drift_rows") or []
+    if not records:
+        return
+    st.markdown("#### Drift per explainer")
+    table = pd.DataFrame([{DRIFT_LABELS[k]: r.get(k) for k in DRIFT_LABELS} for r in records])
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={DRIFT_LABELS[c]: st.column_config.NumberColumn(format="%.3f") for c in
+                                ("spearman", "kendall", "top_k_overlap", "delta_comp_aopc", "delta_suff_aopc",
+                                 "flipped")})
+
+
 def _results(job_id: str, result: dict) -> None:  # type: ignore[type-arg]
     rows = result["rows"]
+    labels = _labels(result)
     st.markdown(f"#### Results · {md(result['model'])} · {result.get('eval_texts')} test texts · "
                 f"drift on {result.get('drift_texts')} sentences · {result.get('threads')} threads")
     # Drift first after accuracy: it is the column no other compression tool has.
-    first = ["variant", "accuracy", "f1_macro", "drift_spearman", "drift_top_k", "drift_delta_comp"]
+    first = ["variant", "accuracy_b1", "accuracy_b32", "f1_macro_b32", "drift_spearman", "drift_top_k",
+             "drift_delta_comp"]
     order = first + [c for c in result["columns"] if c not in first]
-    table = pd.DataFrame([{LABELS[c]: r.get(c) for c in order if c in LABELS} for r in rows])
+    table = pd.DataFrame([{labels[c]: r.get(c) for c in order if c in labels} for r in rows])
     st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={LABELS[c]: st.column_config.NumberColumn(format="%.3f") for c in
-                                ("accuracy", "f1_macro", "agreement", "sparsity", "drift_spearman", "drift_top_k",
-                                 "drift_delta_comp")})
+                 column_config={labels[c]: st.column_config.NumberColumn(format="%.3f") for c in RATIOS})
+    _notes(result)
     for name, err in (result.get("errors") or {}).items():
         st.warning(f"{name}: {err}")
     c1, c2 = st.columns(2)
     fig = go.Figure()
     for r in rows:
-        fig.add_trace(go.Scatter(x=[r.get("p50_ms_b1")], y=[r.get("accuracy")], mode="markers+text",
+        fig.add_trace(go.Scatter(x=[r.get("p50_ms_b1")], y=[r.get("accuracy_b1")], mode="markers+text",
                                  text=[r["variant"]], textposition="top center", name=r["variant"],
                                  marker=dict(size=max(8, (r.get("size_mb") or 10) ** 0.5 * 4), opacity=0.7)))
     fig.update_layout(height=360, margin=dict(l=0, r=0, t=30, b=0), showlegend=False,
-                      xaxis_title="latency p50 at batch 1 (ms)", yaxis_title="accuracy",
+                      xaxis_title="latency p50 at batch 1 (ms)", yaxis_title="accuracy at batch 1",
                       title=dict(text="Accuracy against latency (bubble: size on disk)", font=dict(size=13)))
     c1.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
     fig = go.Figure()
     names = [r["variant"] for r in rows]
     fig.add_trace(go.Bar(x=names, y=[r.get("drift_spearman") for r in rows], name="rank correlation"))
     fig.add_trace(go.Bar(x=names, y=[r.get("drift_top_k") for r in rows], name="top-k overlap"))
+    shared = ", ".join(result.get("drift_compared_on") or []) or "no shared explainer"
     fig.update_layout(height=360, margin=dict(l=0, r=0, t=30, b=0), yaxis=dict(range=[0, 1.05]), barmode="group",
-                      title=dict(text="Explanation drift against the original (1 = same reasons)",
-                                 font=dict(size=13)), legend=dict(orientation="h"))
+                      title=dict(text=f"Explanation drift against the original (1 = same reasons), compared on: "
+                                      f"{shared}", font=dict(size=13)), legend=dict(orientation="h"))
     c2.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
-    export = [{LABELS.get(k, k): v for k, v in r.items() if k in LABELS} for r in rows]
+    _drift_table(result)
+    export = [{labels.get(k, k): v for k, v in r.items() if k in labels} for r in rows]
     d1, d2, _ = st.columns([1, 1, 3])
     d1.download_button("Table as CSV", csv_bytes(export), file_name=f"{job_id}.csv", mime="text/csv", width="stretch")
     d2.download_button("HTML report", table_report(f"Compression of {result['model']}", export).encode(),
@@ -120,7 +172,8 @@ def _viewer(result: dict) -> None:  # type: ignore[type-arg]
     shared = max(scale_of(a) for a in pair)
     st.markdown(CSS + legend_html(pair[0].target_label, pair[0].signed), unsafe_allow_html=True)
     for col, name, a in zip(st.columns(2), ("original", variant), pair):
-        col.caption(f"{name} · p({a.target_label}) = {a.probs[a.target]:.3f}")
+        col.caption(f"{name} · p({md(a.target_label)}) = {a.probs[a.target]:.3f}" +
+                    (f" · scored {viewer['batch_size']} texts per pass" if "batch_size" in viewer else ""))
         col.markdown(highlight_html(a, "words", shared), unsafe_allow_html=True)
     d = viewer["drift"].get(variant, {}).get(method, [])
     if i < len(d):

@@ -244,7 +244,13 @@ def test_compress_page_shows_results_viewer_and_saves(tiny_store: str) -> None:
     assert not at.exception and not at.error
     table = at.dataframe[0].value
     assert list(table["variant"]) == ["original", "int8", "prune-50"]
-    assert table["sparsity (measured)"].iloc[2] > 0.3 and table["drift: rank corr."].iloc[0] == 1.0
+    assert table["zeros / pruned layers' weights"].iloc[2] == pytest.approx(0.5, abs=1e-3)
+    assert table["zeros / all weights"].iloc[2] < 0.1 and table["drift: rank corr. [ablation]"].iloc[0] == 1.0
+    assert list(table.columns[1:3]) == ["accuracy (b=1)", "accuracy (b=32)"]
+    assert any("compared on: **ablation**" in c.value for c in at.caption)
+    per_explainer = at.dataframe[1].value  # drift per explainer; int8 at batch 1 and 32
+    assert {(v, b) for v, b in zip(per_explainer["variant"], per_explainer["batch size"])} == {
+        ("int8", 1), ("int8", 32), ("prune-50", 32)}
     assert sum('class="loupe-text"' in m.value for m in at.markdown) == 2  # original and variant side by side
     at.selectbox(key="loupe_cx_save_variant").set_value("prune-50")
     at.run()
