@@ -28,6 +28,7 @@ METHODS = "loupe_methods"
 TARGET = "loupe_target"
 LAYOUT = "loupe_layout"
 GRANULARITY = "loupe_granularity"
+SANITY = "loupe_sanity"
 RESULTS = "loupe_results"  # the last explanation request and its attributions
 CONFIG_PREFIX = "loupe_cfg"
 
@@ -117,6 +118,20 @@ def faithfulness(handle: ModelHandle, attribution: Attribution) -> Any:
     """Faithfulness (ERASER AOPC, deletion/insertion, random baseline) of a result; one batched call, cached."""
     return _faithfulness(model_key(handle), attribution.text, attribution.method,
                          json.dumps(attribution.params, sort_keys=True), attribution.target, handle, attribution)
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def _sanity(key: str, text: str, method: str, config: str, target: int, _handle: ModelHandle,
+            _attribution: Attribution) -> Any:
+    from explainers.sanity import randomisation_check
+
+    return randomisation_check(_handle, _attribution, explainers.get(method).Config(**json.loads(config)))
+
+
+def sanity(handle: ModelHandle, attribution: Attribution) -> Any:
+    """The model-randomisation sanity check of a result (every weight re-drawn; one more explanation), cached."""
+    return _sanity(model_key(handle), attribution.text, attribution.method,
+                   json.dumps(attribution.params, sort_keys=True), attribution.target, handle, attribution)
 
 
 @st.cache_data(max_entries=64, show_spinner="Counting trainable parameters…")

@@ -17,8 +17,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
     handle = load(args.model, device=args.device)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     results = [explainers.get(m).explain(handle, args.text, args.target) for m in methods]
+    checks = {}
+    if args.sanity:
+        from explainers.sanity import randomisation_check
+
+        checks = {a.method: randomisation_check(handle, a) for a in results}
     if args.json:
-        print(json.dumps([a.to_dict(extras=args.full) for a in results], indent=2))
+        print(json.dumps([{**a.to_dict(extras=args.full), **({"sanity": checks[a.method].to_dict()} if checks else {})}
+                          for a in results], indent=2))
         return 0
     first = results[0]
     print(f"prediction: {first.labels[first.predicted]} "
@@ -26,6 +32,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     for a in results:
         top = ", ".join(f"{w.text} ({w.score:+.3f})" for w in a.top_words(args.top))
         print(f"{a.method:>12} [{a.cost.passes} passes, {a.cost.seconds:.2f} s] target={a.target_label}: {top}")
+        if a.method in checks:
+            print(f"{'':>12} sanity: {checks[a.method].sentence()}")
     return 0
 
 
@@ -41,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print Attributions as JSON")
     p.add_argument("--full", action="store_true", help="with --json: include large extras (attention)")
     p.add_argument("--top", type=int, default=5, help="words shown per method without --json")
+    p.add_argument("--sanity", action="store_true",
+                   help="also run the model-randomisation sanity check (one more explanation per method)")
     p.set_defaults(func=cmd_explain)
     try:  # `evaluate` lives beside the dataset evaluation it runs
         from explainers.evaluation import add_cli

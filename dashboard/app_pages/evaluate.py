@@ -8,14 +8,18 @@ import streamlit as st
 
 import explainers
 from dashboard import state
+from dashboard.components.charts import _plain
 from dashboard.components.jobs import job_panel
 from dashboard.components.sidebar import md, page_setup
+from explainers.metrics import BINS, describe_bins
+from explainers.sanity import THRESHOLD
 from model_zoo import jobs
 
 handle = page_setup("Evaluate explainers")
 st.caption("Runs the explainers over N sentences of a split and ranks them by faithfulness (ERASER "
-           "comprehensiveness and sufficiency AOPC, with a random ranking for scale), agreement and cost. "
-           "It runs in the background; results are cached on disk per model, dataset and explainer settings.")
+           "comprehensiveness and sufficiency AOPC, with a random ranking for scale), agreement and cost, with a "
+           "model-randomisation sanity check on the first sentences. It runs in the background; results are "
+           "cached on disk per model, dataset and explainer settings.")
 if handle is None:
     st.info("Pick a model in the sidebar first.")
     st.stop()
@@ -57,16 +61,54 @@ def fmt(e: dict) -> str:  # type: ignore[type-arg]
     return f"{e['mean']:.3f}" + (f" ± {e['ci']:.3f}" if e.get("ci") is not None else "")
 
 
+def sanity(r: dict) -> str:  # type: ignore[type-arg]
+    e = r.get("sanity") or {}
+    if e.get("mean") is None:
+        return "–"
+    return f"{e['mean']:.2f}" + (" ✓" if e["mean"] <= THRESHOLD else " ✗ barely changes")
+
+
+def rank(r: dict) -> str:  # type: ignore[type-arg]
+    if r["method"] == "random":
+        return ""
+    return f"{r.get('rank') or ''}" + ("=" if r.get("tied_with") else "")
+
+
 st.markdown(f"#### Ranking on {md(result['model'])} · {md(result['dataset'])} · {result['n']} sentences")
 rows = list(result["rows"]) + ([result["random"]] if result.get("random") else [])
+titles = {r["method"]: r["title"] for r in rows}
 table = pd.DataFrame([{
-    "rank": i + 1 if r["method"] != "random" else "",
+    "rank": rank(r),
     "explainer": r["title"] if r["method"] != "random" else "random ranking (scale)",
     "comprehensiveness AOPC ↑": fmt(r["comp_aopc"]), "sufficiency AOPC ↓": fmt(r["suff_aopc"]),
     "deletion AUC ↓": fmt(r["deletion_auc"]), "agreement ρ": fmt(r["agreement"]),
+    "sanity |ρ| ↓": sanity(r) if r["method"] != "random" else "",
+    "not significantly different from": ", ".join(titles.get(m, m) for m in r.get("tied_with") or []),
     "passes": fmt(r["passes"]), "seconds": fmt(r["seconds"]),
-} for i, r in enumerate(rows)])
-st.dataframe(table, hide_index=True, width="stretch")
+} for r in rows])
+st.dataframe(table, hide_index=True, width="stretch", column_config={
+    "rank": st.column_config.TextColumn(help="By mean comprehensiveness. '=' shares a rank: a paired Wilcoxon test "
+                                             "on the same sentences (Holm-adjusted, 5%) finds no real difference."),
+    "sanity |ρ| ↓": st.column_config.TextColumn(
+        help=f"Model randomisation (Adebayo et al., 2018): mean |Spearman| between each explanation and the one "
+             f"made after every weight was re-drawn, over the first {result['settings'].get('sanity_n', 0)} "
+             f"sentences. Above {THRESHOLD}: the explanation barely depends on the model.")})
+settings = result.get("settings", {})
+st.caption(f"AOPC over the {describe_bins(settings.get('bins', BINS))} (k capped at each sentence's words, repeats "
+           "dropped).")
+curves = [r for r in result["rows"] if r.get("sanity_curve")]
+if curves:
+    with st.expander("Sanity check: how each explanation changes as the model is randomised, top layer first"):
+        steps = list(curves[0]["sanity_steps"])
+        fig_s = go.Figure()
+        for r in curves:
+            fig_s.add_trace(go.Scatter(x=steps, y=r["sanity_curve"], mode="lines+markers", name=_plain(r["title"])))
+        fig_s.add_hline(y=THRESHOLD, line_dash="dash", line_color="#999")
+        fig_s.update_layout(height=320, margin=dict(l=0, r=0, t=10, b=0), yaxis=dict(title="mean |Spearman|",
+                            range=[0, 1]), legend=dict(orientation="h"))
+        st.plotly_chart(fig_s, width="stretch", config={"displayModeBar": False})
+        st.caption("An explainer that explains the model falls toward 0 as its weights are re-drawn; one that "
+                   "stays high shows the text rather than the decision.")
 fig = go.Figure()
 for r in rows:
     fig.add_trace(go.Bar(x=[r["title"] if r["method"] != "random" else "random"], y=[r["comp_aopc"]["mean"] or 0],

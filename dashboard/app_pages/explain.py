@@ -15,6 +15,8 @@ from dashboard.components.sidebar import md, page_setup
 from dashboard.components.widgets import config_widgets
 from explainers import Attribution
 from explainers.attention import bertviz_html
+from explainers.base import rank_order
+from explainers.metrics import describe_bins
 from model_zoo import LoupeError
 
 handle = page_setup("Explain a prediction")
@@ -80,7 +82,7 @@ with right:
                         config={"displayModeBar": False}, key="loupe_prob_chart")
 
 # --- controls ---------------------------------------------------------------------------------------
-c1, c2, c3, c4 = st.columns([3, 1.4, 1, 1])
+c1, c2, c3, c4, c5 = st.columns([3, 1.4, 1, 1, 1])
 methods = c1.multiselect("Explainers", list(choices), format_func=lambda m: choices[m], key=state.METHODS,
                          help="Every explainer that supports this model. IG, SHAP, LIME and Attention by default.")
 predicted_name = labels[predicted] if probs is not None else "predicted"
@@ -90,6 +92,11 @@ target = c2.selectbox("Explain the class", [None, *range(handle.num_labels)], ke
 layout = c3.radio("Layout", ["grid", "stacked"], horizontal=True, key=state.LAYOUT)
 granularity = c4.radio("Show", ["words", "subwords"], horizontal=True, key=state.GRANULARITY,
                        help="Words sum the scores of their word-pieces; subwords show the model's tokens.")
+check_sanity = c5.toggle("Sanity check", key=state.SANITY, value=True,
+                         help="Model-randomisation test (Adebayo et al., 2018): explain again with every weight of "
+                              "the model re-drawn at random and compare. An explanation that barely changes does "
+                              "not explain the model. Costs one more explanation per explainer, run after the "
+                              "results are shown.")
 
 configs = {}
 if methods:
@@ -140,16 +147,20 @@ def render_card(a: Attribution) -> None:
     else:
         faiths[a.method] = faith
         st.markdown(quality.faithfulness_line(faith), unsafe_allow_html=True,
-                    help="ERASER metrics over the top 1/5/10/20/50% of words. Comprehensiveness: how much the "
-                         "target probability drops when the top words are deleted (higher is better). "
-                         "Sufficiency: how much it drops when only they are kept (lower is better). The random "
-                         "ranking of the same words gives the scale.")
+                    help=f"ERASER metrics over the {describe_bins()} (these k here: "
+                         f"{', '.join(map(str, faith.ks))}). Comprehensiveness: how much the target probability "
+                         "drops when the top words are deleted (higher is better). Sufficiency: how much it drops "
+                         "when only they are kept (lower is better). The random ranking of the same words gives "
+                         "the scale.")
+    if check_sanity:
+        badges[a.method] = st.empty()
     if a.method == "attention":
         render_attention(a)
     rows = [(w.text, w.score) for w in a.words] if granularity == "words" else [
         (t, s) for t, s, sp in zip(a.tokens, a.scores, a.special) if not sp]
+    # Ranked as top_words ranks: highest score first, so a signed method lists what pushes toward the target.
     table = pd.DataFrame(rows, columns=["token", "score"])
-    table = table.reindex(table["score"].abs().sort_values(ascending=False).index).head(15)
+    table = table.iloc[rank_order(table["score"].to_numpy())].head(15)
     st.dataframe(table, hide_index=True, width="stretch", height=min(36 * len(table) + 38, 300),
                  column_config={"score": st.column_config.NumberColumn(format="%+.4f")})
 
@@ -189,6 +200,7 @@ rows = [shown[i:i + 2] for i in range(0, len(shown), 2)] if layout == "grid" els
 first: Attribution | None = None
 done: list[Attribution] = []
 faiths: dict = {}
+badges: dict = {}  # method -> placeholder for its sanity badge, filled once every result is shown
 for row in rows:
     for where, method in zip(st.columns(len(row)) if len(row) > 1 else [st.container()], row):
         with where:
@@ -208,6 +220,14 @@ for row in rows:
                                "seen by the model or the explainers.")
                 st.markdown(legend_html(a.target_label, True) + legend_html(a.target_label, False),
                             unsafe_allow_html=True)
+
+for a in done:
+    if a.method in badges:
+        with badges[a.method], st.spinner("Sanity check: explaining a randomised model…"):
+            try:
+                st.markdown(quality.sanity_badge(state.sanity(handle, a)), unsafe_allow_html=True)
+            except LoupeError as err:
+                st.caption(f"Sanity check not available: {md(err)}")
 
 if len(done) > 1:
     st.divider()

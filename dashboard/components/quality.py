@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 
 from dashboard.components.charts import _plain
+from dashboard.components.sidebar import md
 from explainers import Attribution
 from explainers.metrics import Faithfulness, agreement
 
@@ -27,6 +30,19 @@ def faithfulness_line(f: Faithfulness) -> str:
             f"Sufficiency AOPC ↓ {suff}{verdict}</div>")
 
 
+def sanity_badge(r: Any) -> str:
+    """One line of HTML: the model-randomisation figure as a badge, and its plain sentence (escaped)."""
+    if r.passed is None:
+        colour, label = "#888", "sanity: n/a"
+    elif r.passed:
+        colour, label = "#1a7f37", f"sanity ✓ ρ {r.final:.2f}"
+    else:
+        colour, label = "#b42318", f"sanity ✗ ρ {r.final:.2f}"
+    return (f"<div style='font-size:.85rem;margin:.1rem 0 .4rem'><span style='background:{colour};color:white;"
+            f"border-radius:4px;padding:1px 6px;margin-right:.4rem'>{html.escape(label)}</span>"
+            f"{html.escape(r.sentence())}</div>")
+
+
 def agreement_matrix(attributions: Sequence[Attribution], titles: dict[str, str]) -> tuple[go.Figure, list[str]]:
     """Spearman agreement heatmap across explainers, and plain-language flags where top words differ."""
     names = [titles.get(a.method, a.method) for a in attributions]
@@ -38,9 +54,10 @@ def agreement_matrix(attributions: Sequence[Attribution], titles: dict[str, str]
             ag = agreement(attributions[i], attributions[j])
             z[i, j] = ag.spearman if ag.spearman is not None else np.nan
             if i < j and ag.top_k_overlap < 0.5:
-                top_i = ", ".join(w.text for w in attributions[i].top_words(ag.k))
-                top_j = ", ".join(w.text for w in attributions[j].top_words(ag.k))
-                flags.append(f"**{names[i]}** and **{names[j]}** disagree on the top {ag.k} words "
+                # Words and titles come from the user's text and the model: escaped, never Markdown.
+                top_i = ", ".join(md(w.text) for w in attributions[i].top_words(ag.k))
+                top_j = ", ".join(md(w.text) for w in attributions[j].top_words(ag.k))
+                flags.append(f"**{md(names[i])}** and **{md(names[j])}** disagree on their top {ag.k} words "
                              f"(overlap {ag.top_k_overlap:.0%}): {top_i} vs {top_j}.")
     fig = go.Figure(go.Heatmap(z=z, x=[_plain(x) for x in names], y=[_plain(x) for x in names], zmin=-1, zmax=1,
                                colorscale="RdBu", text=np.vectorize(lambda v: "" if np.isnan(v) else f"{v:.2f}")(z),

@@ -172,10 +172,23 @@ def test_cli_evaluate_json_and_table(tiny_model_dir: Path, capsys: pytest.Captur
     assert main([*args, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert {r["method"] for r in out["rows"]} == {"attention", "ig"} and out["n"] == 2
+    # The sanity check is in the JSON: by default on the first 10 sentences, here both.
+    assert all(r["sanity"]["n"] == 2 and r["sanity_steps"][-1] == "all weights" for r in out["rows"])
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "comp AOPC" in text and "attention" in text
     assert main(["evaluate", "--model", str(tiny_model_dir), "--methods", "nope", "--quiet"]) == 2
+
+
+def test_cli_explain_with_sanity(tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from explainers.__main__ import main
+
+    args = ["explain", "--model", str(tiny_model_dir), "--text", "a fine film", "--methods", "attention",
+            "--device", "cpu", "--sanity"]
+    assert main([*args, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out[0]["sanity"]["steps"] == ["all weights"] and isinstance(out[0]["sanity"]["passed"], bool)
+    assert main(args) == 0 and "sanity:" in capsys.readouterr().out
 
 
 # --- paired significance and the sanity column ----------------------------------------------------
