@@ -97,7 +97,7 @@ class MethodSummary:
     config: dict[str, Any] = field(default_factory=dict)
     rank: int = 0  # shared by rows whose comprehensiveness does not differ significantly
     tied_with: tuple[str, ...] = ()
-    # Model randomisation: mean |Spearman| with the original explanation after each cascade step.
+    # Model randomisation: mean Spearman of score magnitudes against the original after each cascade step.
     sanity_steps: tuple[str, ...] = ()
     sanity_curve: tuple[float | None, ...] = ()
     sanity: Estimate = Estimate(None, None, 0)  # after the last step
@@ -130,7 +130,7 @@ class EvaluationReport:
     def table(self) -> str:
         """A plain-text ranking table."""
         head = ["rank", "method", "comp AOPC ↑", "suff AOPC ↓", "deletion AUC ↓", "insertion AUC ↑",
-                "agree ρ", "top-k", "sanity |ρ| ↓", "passes", "s/expl"]
+                "agree ρ", "top-k", "sanity ρ ↓", "passes", "s/expl"]
         lines = [[f"{r.rank}" + ("=" if r.tied_with else ""), r.method, str(r.comp_aopc), str(r.suff_aopc),
                   str(r.deletion_auc), str(r.insertion_auc), _short(r.agreement), _short(r.top_k_overlap),
                   _sanity(r), _short(r.passes, 0), _short(r.seconds, 2)] for r in self.rows]
@@ -149,8 +149,8 @@ class EvaluationReport:
                    + ("; ".join(ties) if ties else "every difference is significant"))
         steps = next((r.sanity_steps for r in self.rows if r.sanity_steps), ())
         if steps:
-            out.append(f"sanity: mean |Spearman| with the original explanation after randomising the model "
-                       f"({' -> '.join(steps)}), over {self.settings.get('sanity_n')} sentences; "
+            out.append(f"sanity: mean Spearman of |scores| against the original explanation after randomising "
+                       f"the model ({' -> '.join(steps)}), over {self.settings.get('sanity_n')} sentences; "
                        f"> {THRESHOLD} means it barely depends on the model (!)")
             out += [f"  {r.method:<14}" + "  ".join("-" if v is None else f"{v:.2f}" for v in r.sanity_curve)
                     for r in self.rows if r.sanity_curve]
@@ -435,9 +435,8 @@ def _summary(method: str, title: str, recs: list[dict[str, Any]], failed: int, a
 
     sanity = [r["sanity"] for r in recs if "spearman_abs" in r.get("sanity", {})]
     steps = tuple(sanity[0]["steps"]) if sanity else ()
-    curve = tuple(estimate([abs(v) if v is not None else None for v in col_values]).mean
-                  for col_values in zip(*(s["spearman_abs"] for s in sanity))) if sanity else ()
-    final = estimate([abs(s["spearman_abs"][-1]) if s["spearman_abs"][-1] is not None else None for s in sanity])
+    curve = tuple(estimate(list(col)).mean for col in zip(*(s["spearman_abs"] for s in sanity))) if sanity else ()
+    final = estimate([s["spearman_abs"][-1] for s in sanity])
     return MethodSummary(
         method=method, title=title, n=len(recs), failed=failed, comp_aopc=col("comp_aopc"),
         suff_aopc=col("suff_aopc"), deletion_auc=col("deletion_auc"), insertion_auc=col("insertion_auc"),

@@ -30,7 +30,8 @@ from explainers.captum_gradients import embedding_layer
 from explainers.metrics import rank_agreement
 from model_zoo.handle import ModelHandle
 
-# Above this |Spearman| after the whole model is randomised, the explanation "barely changed".
+# Above this rank correlation of score magnitudes after the whole model is randomised, the explanation
+# "barely changed". A negative correlation is a changed explanation too.
 THRESHOLD = 0.5
 _INIT_STD = 0.02
 _CACHE_SIZE = 4
@@ -59,8 +60,8 @@ class SanityResult:
 
     @property
     def passed(self) -> bool | None:
-        """True when the explanation changed (|rho| <= threshold) once the model was randomised."""
-        return None if self.final is None else abs(self.final) <= self.threshold
+        """True when the explanation changed (rho <= threshold) once the model was randomised."""
+        return None if self.final is None else self.final <= self.threshold
 
     def sentence(self) -> str:
         """One plain sentence for a person."""

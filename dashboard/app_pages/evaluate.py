@@ -82,15 +82,16 @@ table = pd.DataFrame([{
     "explainer": r["title"] if r["method"] != "random" else "random ranking (scale)",
     "comprehensiveness AOPC ↑": fmt(r["comp_aopc"]), "sufficiency AOPC ↓": fmt(r["suff_aopc"]),
     "deletion AUC ↓": fmt(r["deletion_auc"]), "agreement ρ": fmt(r["agreement"]),
-    "sanity |ρ| ↓": sanity(r) if r["method"] != "random" else "",
+    "sanity ρ ↓": sanity(r) if r["method"] != "random" else "",
     "not significantly different from": ", ".join(titles.get(m, m) for m in r.get("tied_with") or []),
     "passes": fmt(r["passes"]), "seconds": fmt(r["seconds"]),
 } for r in rows])
 st.dataframe(table, hide_index=True, width="stretch", column_config={
     "rank": st.column_config.TextColumn(help="By mean comprehensiveness. '=' shares a rank: a paired Wilcoxon test "
                                              "on the same sentences (Holm-adjusted, 5%) finds no real difference."),
-    "sanity |ρ| ↓": st.column_config.TextColumn(
-        help=f"Model randomisation (Adebayo et al., 2018): mean |Spearman| between each explanation and the one "
+    "sanity ρ ↓": st.column_config.TextColumn(
+        help=f"Model randomisation (Adebayo et al., 2018): mean Spearman correlation of score magnitudes "
+             f"between each explanation and the one "
              f"made after every weight was re-drawn, over the first {result['settings'].get('sanity_n', 0)} "
              f"sentences. Above {THRESHOLD}: the explanation barely depends on the model.")})
 settings = result.get("settings", {})
@@ -104,8 +105,8 @@ if curves:
         for r in curves:
             fig_s.add_trace(go.Scatter(x=steps, y=r["sanity_curve"], mode="lines+markers", name=_plain(r["title"])))
         fig_s.add_hline(y=THRESHOLD, line_dash="dash", line_color="#999")
-        fig_s.update_layout(height=320, margin=dict(l=0, r=0, t=10, b=0), yaxis=dict(title="mean |Spearman|",
-                            range=[0, 1]), legend=dict(orientation="h"))
+        fig_s.update_layout(height=320, margin=dict(l=0, r=0, t=10, b=0), yaxis=dict(title="mean Spearman of |scores|",
+                            range=[-1, 1]), legend=dict(orientation="h"))
         st.plotly_chart(fig_s, width="stretch", config={"displayModeBar": False})
         st.caption("An explainer that explains the model falls toward 0 as its weights are re-drawn; one that "
                    "stays high shows the text rather than the decision.")

@@ -82,7 +82,7 @@ with right:
                         config={"displayModeBar": False}, key="loupe_prob_chart")
 
 # --- controls ---------------------------------------------------------------------------------------
-c1, c2, c3, c4, c5 = st.columns([3, 1.4, 1, 1, 1])
+c1, c2, c3, c4, c5 = st.columns([2.6, 1.4, 1, 1, 1.3])
 methods = c1.multiselect("Explainers", list(choices), format_func=lambda m: choices[m], key=state.METHODS,
                          help="Every explainer that supports this model. IG, SHAP, LIME and Attention by default.")
 predicted_name = labels[predicted] if probs is not None else "predicted"
