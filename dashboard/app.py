@@ -11,7 +11,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `streamlit run dashboard/app.py` puts only dashboard/ on the path
     sys.path.insert(0, str(ROOT))
 
+from dashboard.components.sidebar import require_login  # noqa: E402  (needs the path above)
+
 st.set_page_config(page_title="Loupe", page_icon="🔎", layout="wide")
+require_login()  # with st.login configured, nothing but the sign-in screen until signed in
 # Not "pages/": Streamlit would treat a folder of that name as a legacy multipage app.
 PAGES = Path(__file__).parent / "app_pages"
 pages = [

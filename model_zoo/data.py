@@ -30,6 +30,9 @@ from model_zoo.errors import DatasetError
 RT_LABELS = ["negative", "positive"]
 SPLITS = ("train", "validation", "test")
 MAX_CLASSES = 50
+MIN_PER_CLASS = 10  # fewer examples of a class than this: the run trains, with a warning
+MAX_LABEL_CHARS = 200  # a longer "label" is almost surely text: the wrong column
+PREVIEW_ROWS, PREVIEW_COLUMNS, PREVIEW_CHARS = 8, 20, 200
 DEFAULT_HELD_OUT = {"validation": 0.1, "test": 0.1}  # the rest trains: 80/10/10
 SPLIT_SEED = 13
 
@@ -104,16 +107,63 @@ def rotten_tomatoes(split: str = "train") -> TextDataset:
                        rows=part.index.tolist())
 
 
+_SAVE_AS_UTF8 = "Save it as UTF-8 (in Excel: 'CSV UTF-8') and upload it again."
+
+
+def _nul_pattern(raw: bytes) -> str | None:
+    """What NUL bytes in the first kilobytes say about the encoding (None: there are none)."""
+    head = raw[:4096]
+    if b"\x00" not in head:
+        return None
+    even, odd = head[0::2].count(0), head[1::2].count(0)
+    quarter = len(head) // 8
+    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")) or (
+            head[1::4].count(0) > quarter and head[2::4].count(0) > quarter):
+        return "UTF-32"
+    if odd > len(head) // 4 and even < odd // 8:
+        return "UTF-16 (little-endian)"
+    if even > len(head) // 4 and odd < even // 8:
+        return "UTF-16 (big-endian)"
+    return "binary"
+
+
 def _decode(raw: bytes) -> str:
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return raw.decode("utf-16")
+    """The text of a CSV file: UTF-8 (BOM or not) or UTF-16 with a BOM; other encodings are named."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) and not raw.startswith(b"\xff\xfe\x00\x00"):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError as err:
+            raise DatasetError(f"The file starts like UTF-16 but is not valid UTF-16. {_SAVE_AS_UTF8}") from err
+    looks = _nul_pattern(raw)
+    if looks == "binary":
+        raise DatasetError("The file holds NUL bytes: it is not a text (CSV) file, or not in an encoding Loupe "
+                           f"reads. {_SAVE_AS_UTF8}")
+    if looks is not None:
+        bom = " without a byte-order mark" if looks.startswith("UTF-16") else ""
+        raise DatasetError(f"The file looks like {looks}{bom}; Loupe reads UTF-8. {_SAVE_AS_UTF8}")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
+        guess = ""
+        try:
+            raw[:65536].decode("cp1252")
+            guess = " It looks like Windows-1252 or Latin-1 (e.g. a CSV saved by older Excel)."
+        except UnicodeDecodeError:
+            pass
         raise DatasetError(
-            f"The file is not valid UTF-8 (byte {err.start}: {raw[err.start:err.start + 1]!r}). "
-            "Save it as UTF-8 (in Excel: 'CSV UTF-8') and upload it again."
+            f"The file is not valid UTF-8 (byte {err.start}: {raw[err.start:err.start + 1]!r}).{guess} "
+            + _SAVE_AS_UTF8
         ) from err
+
+
+def _short(value: object, n: int = 40) -> str:
+    text = str(value)
+    return text if len(text) <= n else text[:n - 1] + "…"
+
+
+def _columns(columns: Sequence[object], n: int = 12) -> str:
+    shown = ", ".join(repr(_short(c)) for c in list(columns)[:n])
+    return shown + (f" and {len(columns) - n} more" if len(columns) > n else "")
 
 
 def read_csv_frame(source: str | Path | bytes, max_bytes: int | None = None) -> pd.DataFrame:
@@ -124,9 +174,13 @@ def read_csv_frame(source: str | Path | bytes, max_bytes: int | None = None) -> 
     if not raw.strip():
         raise DatasetError("The file is empty.")
     try:
-        return pd.read_csv(io.StringIO(_decode(raw)), dtype=str, keep_default_na=False)
+        df = pd.read_csv(io.StringIO(_decode(raw)), dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise DatasetError(f"The file is not a readable CSV: {str(err).splitlines()[0]}") from err
+        raise DatasetError(f"The file is not a readable CSV: {str(err).splitlines()[0][:300]}") from err
+    if not isinstance(df.index, pd.RangeIndex):  # pandas took the surplus leading fields for an index
+        raise DatasetError(f"The rows have more fields than the header names ({len(df.columns)} columns): a text "
+                           'that holds a comma must be in double quotes ("a fine, warm film").')
+    return df
 
 
 def _is_int(value: str) -> bool:
@@ -145,12 +199,19 @@ def load_csv(source: str | Path | bytes, text_column: str = "text", label_column
         DatasetError: missing columns, no texts, one class only, more than 50 classes, a label the training
             file lacks, bad encoding, or a file over ``max_bytes``.
     """
+    if text_column == label_column:
+        raise DatasetError(f"The text and the label column are the same ({_short(text_column)!r}); pick the column "
+                           "that holds the texts and the one that holds their classes.")
     df = read_csv_frame(source, max_bytes)
     missing = [c for c in (text_column, label_column) if c not in df.columns]
     if missing:
-        raise DatasetError(f"Missing column(s): {', '.join(missing)}. The file has: {', '.join(map(str, df.columns))}.")
+        raise DatasetError(f"Missing column(s): {_columns(missing)}. The file has: {_columns(df.columns)}.")
     texts = df[text_column].astype(str).str.strip()
     labels = df[label_column].astype(str).str.strip()
+    longest = int(labels.str.len().max() or 0)
+    if longest > MAX_LABEL_CHARS:
+        raise DatasetError(f"Labels in {_short(label_column)!r} are up to {longest:,} characters long; is that the "
+                           "text column? Pick the column that holds the classes.")
     keep = (texts.str.len() > 0) & (labels.str.len() > 0)
     dropped = int((~keep).sum())
     texts, labels = texts[keep], labels[keep]
@@ -174,6 +235,33 @@ def load_csv(source: str | Path | bytes, text_column: str = "text", label_column
                            "Is that the right label column?")
     index = {n: i for i, n in enumerate(names)}
     return TextDataset(texts.tolist(), [index[v] for v in labels], names, name, notes, texts.index.tolist())
+
+
+def few_examples(counts: Mapping[str, int], minimum: int = MIN_PER_CLASS) -> str | None:
+    """A warning when a class has fewer than ``minimum`` examples (None when every class has enough)."""
+    thin = {k: n for k, n in counts.items() if n < minimum}
+    if not thin:
+        return None
+    names = ", ".join(f"{_short(k)!r} ({n})" for k, n in list(thin.items())[:8])
+    more = f" and {len(thin) - 8} more" if len(thin) > 8 else ""
+    return (f"Fewer than {minimum} examples of class(es) {names}{more}: the model can hardly learn them, and "
+            "their validation and test figures rest on one or two texts. Add examples, or merge small classes.")
+
+
+def preview_frame(df: pd.DataFrame, rows: int = PREVIEW_ROWS, columns: int = PREVIEW_COLUMNS,
+                  chars: int = PREVIEW_CHARS) -> pd.DataFrame:
+    """The first ``rows`` rows and ``columns`` columns, every cell and column name cut to ``chars`` characters:
+    what a page may send to the browser of a file of any shape (a 15 MB cell stays on the server)."""
+    part = df.iloc[:rows, :columns]
+    names: list[str] = []
+    for c in part.columns:
+        name = _short(c, chars)
+        while name in names:  # cut names may collide; keep them apart
+            name += " "
+        names.append(name)
+    out = part.map(lambda v: _short(v, chars))
+    out.columns = names
+    return out
 
 
 def _apportion(sizes: Mapping[int, int], fraction: float) -> dict[int, int]:

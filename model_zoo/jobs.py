@@ -7,26 +7,40 @@ A job folder ``LOUPE_HOME/jobs/<id>/`` holds ``config.json`` (kind + parameters)
 A browser refresh finds the job again by its id; ``cancel`` stops it; a killed job is ``interrupted``
 and ``resume`` continues it (job functions receive ``ctx.resuming`` and restart from their last
 checkpoint).
+
+Ownership: a job id is its kind plus 128 random bits (``finetune-<22 url-safe characters>``), and
+``config.json`` records its ``owner`` (an opaque string chosen by the caller: the dashboard passes the
+signed-in user or the browser; ``None`` is a job started from the command line). :func:`open_job` is the one
+door for people: another owner's job, a malformed id and a missing job all read "No such job", and only the
+owner learns that a job is of another kind. Jobs without an owner are open to everyone in local use and to
+no one in hosted mode (:mod:`model_zoo.hosting`).
+
+Uploads: a staged upload (:func:`model_zoo.paths.stage_upload`) named anywhere in a job's config belongs to
+that job and is removed when the job ends (done, failed or cancelled); an interrupted job keeps it, so that
+Resume can continue.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
+import re
+import secrets
 import signal
 import subprocess
 import sys
 import time
 import traceback
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
 from typing import Any
 
+from model_zoo import hosting
 from model_zoo.errors import LoupeError
-from model_zoo.paths import jobs_dir, write_json_atomic
+from model_zoo.paths import discard_upload, is_staged_upload, jobs_dir, write_json_atomic
 
 # Job kinds and the function that runs each ("module:function"). Strings, so model_zoo does not
 # import the packages above it; only these can be started.
@@ -35,11 +49,24 @@ KINDS: dict[str, str] = {
     "compress": "explainers.compression_report:run_job",
     "evaluate": "explainers.evaluation:run_job",
 }
+TITLES: dict[str, str] = {"finetune": "a fine-tuning job", "compress": "a compression job",
+                          "evaluate": "an evaluation job"}
 ACTIVE = ("queued", "running")
+NO_SUCH_JOB = "No such job. The link may be wrong, or the job was deleted."
+# kind, a dash, then the random part: url-safe base64 now, "<date>-<time>-<hex>" for jobs made before.
+_ID_RE = re.compile(r"^[a-z]{1,20}-[A-Za-z0-9_-]{6,80}$")
 
 
 class JobError(LoupeError):
     """A job cannot be found, started or resumed."""
+
+
+class JobKindError(JobError):
+    """The job exists and is the caller's, but it is of another kind than the page expects (``kind``)."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass
@@ -91,13 +118,50 @@ def read_status(folder: Path) -> dict[str, Any]:
         return {}
 
 
+def valid_id(job_id: object) -> bool:
+    """Whether ``job_id`` has the shape of a job id (it may still not exist)."""
+    return isinstance(job_id, str) and bool(_ID_RE.match(job_id))
+
+
 def job_dir(job_id: str) -> Path:
-    if not job_id or not all(c.isalnum() or c in "-_" for c in job_id):
-        raise JobError(f"{job_id!r} is not a job id.")
+    """The folder of an existing job; :class:`JobError` (:data:`NO_SUCH_JOB`) for anything else."""
+    if not valid_id(job_id):
+        raise JobError(NO_SUCH_JOB)
     folder = jobs_dir() / job_id
-    if not (folder / "config.json").exists():
-        raise JobError(f"No job {job_id!r} (it may have been deleted).")
-    return folder
+    try:
+        if (folder / "config.json").is_file():
+            return folder
+    except OSError:
+        pass
+    raise JobError(NO_SUCH_JOB)
+
+
+def _may_open(job_owner: Any, owner: str) -> bool:
+    if job_owner in (None, "", "cli"):  # started from the command line: the operator's
+        return not hosting.hosted()
+    return isinstance(job_owner, str) and hmac.compare_digest(job_owner.encode(), owner.encode())
+
+
+def open_job(job_id: object, owner: str, kind: str | None = None) -> str:
+    """The id of a job that ``owner`` may open (on a page for ``kind`` jobs); the door for people.
+
+    Raises:
+        JobError: :data:`NO_SUCH_JOB` for a malformed id, a missing job and another owner's job alike.
+        JobKindError: the owner's job is of another kind ("That job is a fine-tuning job, not ...").
+    """
+    if not owner:
+        raise JobError(NO_SUCH_JOB)
+    folder = job_dir(job_id)  # type: ignore[arg-type]  # job_dir checks the type
+    try:
+        cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise JobError(NO_SUCH_JOB) from err
+    if not isinstance(cfg, dict) or not _may_open(cfg.get("owner"), owner):
+        raise JobError(NO_SUCH_JOB)
+    if kind is not None and cfg.get("kind") != kind:
+        found = TITLES.get(str(cfg.get("kind")), "another kind of job")
+        raise JobKindError(f"That job is {found}, not {TITLES.get(kind, kind)}.", str(cfg.get("kind")))
+    return str(job_id)
 
 
 def _alive(pid: int | None) -> bool:
@@ -137,18 +201,66 @@ def _spawn(folder: Path, resume: bool) -> int:
     return proc.pid
 
 
-def start(kind: str, config: dict[str, Any], owner: str | None = None) -> str:
-    """Start a job in its own process and return its id."""
+def new_id(kind: str) -> str:
+    """A fresh job id: the kind, then 128 random bits (22 url-safe characters)."""
+    return f"{kind}-{secrets.token_urlsafe(16)}"
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def create(kind: str, config: dict[str, Any], owner: str | None = None, pid: int | None = None) -> Path:
+    """Make a queued job's folder (not started: :func:`start` spawns it, :func:`run_in_process` runs it here).
+
+    Args:
+        kind: one of :data:`KINDS`.
+        config: the job's settings (JSON); staged uploads named in it become the job's (see the module).
+        owner: who may open the job (see :func:`open_job`); None for the command line.
+        pid: the process that will run it, when known.
+    """
     if kind not in KINDS:
         raise JobError(f"Unknown job kind {kind!r}; known: {', '.join(KINDS)}.")
-    job_id = f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    folder = jobs_dir() / job_id
+    folder = jobs_dir() / new_id(kind)
     folder.mkdir(parents=True)
-    write_json_atomic(folder / "config.json", {"kind": kind, "config": config, "owner": owner})
+    uploads = sorted({s for s in _strings(config) if is_staged_upload(s)})
+    write_json_atomic(folder / "config.json", {"kind": kind, "config": config, "owner": owner, "uploads": uploads})
     write_json_atomic(folder / "status.json", {"state": "queued", "kind": kind, "created": time.time(),
-                                               "progress": 0.0, "message": "starting"})
+                                               "progress": 0.0, "message": "starting", "pid": pid})
+    return folder
+
+
+def start(kind: str, config: dict[str, Any], owner: str | None = None) -> str:
+    """Start a job in its own process and return its id (arguments as for :func:`create`)."""
+    folder = create(kind, config, owner)
     _update(folder, pid=_spawn(folder, resume=False))
-    return job_id
+    return folder.name
+
+
+def _uploads(folder: Path) -> list[str]:
+    try:
+        found = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("uploads") or []
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [str(u) for u in found if isinstance(u, str)]
+
+
+def _release_uploads(folder: Path) -> None:
+    """Remove the job's uploaded files (the job has ended: done, failed or cancelled)."""
+    for upload in _uploads(folder):
+        discard_upload(upload)
+
+
+def resumable(job_id: str) -> bool:
+    """Whether the job can be resumed: it is not running, and the files it reads are still there."""
+    folder = job_dir(job_id)
+    return status(job_id).get("state") not in ACTIVE and all(Path(u).is_file() for u in _uploads(folder))
 
 
 def resume(job_id: str) -> None:
@@ -157,6 +269,8 @@ def resume(job_id: str) -> None:
     st = status(job_id)
     if st.get("state") in ACTIVE:
         raise JobError("The job is still running.")
+    if not all(Path(u).is_file() for u in _uploads(folder)):
+        raise JobError("The file uploaded for this job was removed when the job ended; start a new run with it.")
     (folder / "CANCEL").unlink(missing_ok=True)
     _update(folder, state="queued", message="resuming", created=time.time(), pid=_spawn(folder, resume=True))
 
@@ -172,6 +286,7 @@ def cancel(job_id: str) -> None:
         except OSError:
             pass
     _update(folder, state="cancelled", message="Cancelled.")
+    _release_uploads(folder)
 
 
 def metrics(job_id: str) -> list[dict[str, Any]]:
@@ -198,25 +313,39 @@ def log_tail(job_id: str, lines: int = 30) -> str:
 
 
 def result(job_id: str) -> dict[str, Any] | None:
+    """The finished job's result (None while there is none, or when it cannot be read)."""
     try:
-        return dict(json.loads((job_dir(job_id) / "result.json").read_text(encoding="utf-8")))
+        found = json.loads((job_dir(job_id) / "result.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return found if isinstance(found, dict) else None
 
 
 def config(job_id: str) -> dict[str, Any]:
     return dict(json.loads((job_dir(job_id) / "config.json").read_text(encoding="utf-8")))
 
 
-def list_jobs(kind: str | None = None) -> list[dict[str, Any]]:
-    """Status of every job (newest first), optionally of one kind."""
+def list_jobs(kind: str | None = None, owner: str | None = None) -> list[dict[str, Any]]:
+    """Status of jobs (newest first), optionally of one kind.
+
+    Args:
+        kind: only jobs of this kind.
+        owner: only the jobs this owner may open (:func:`open_job`); None lists every job (command line).
+    """
     out = []
-    for folder in sorted(jobs_dir().iterdir(), reverse=True):
-        if (folder / "config.json").exists():
-            st = status(folder.name)
-            if kind is None or st.get("kind") == kind:
-                out.append(st)
-    return out
+    for folder in jobs_dir().iterdir():
+        if not valid_id(folder.name):
+            continue
+        try:
+            cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(cfg, dict) or (kind is not None and cfg.get("kind") != kind):
+            continue
+        if owner is not None and not _may_open(cfg.get("owner"), owner):
+            continue
+        out.append(status(folder.name))
+    return sorted(out, key=lambda st: float(st.get("created") or 0), reverse=True)
 
 
 def wait(job_id: str, timeout: float = 600, poll: float = 0.5) -> dict[str, Any]:
@@ -243,12 +372,15 @@ def run_in_process(folder: Path, resume_: bool = False) -> None:
         traceback.print_exc()
         msg = str(err) if isinstance(err, LoupeError) else f"{type(err).__name__}: {err}"
         _update(folder, state="cancelled" if ctx.cancelled() else "failed", message=msg)
+        _release_uploads(folder)
         return
     if ctx.cancelled():
         _update(folder, state="cancelled", message="Cancelled.")
+        _release_uploads(folder)
         return
     write_json_atomic(folder / "result.json", res)
     _update(folder, state="done", progress=1.0, eta_seconds=0, message="Finished.")
+    _release_uploads(folder)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from model_zoo import store
+from model_zoo import hosting, store
 from model_zoo.errors import (
     CustomCodeError,
     HubUnavailableError,
@@ -76,22 +76,39 @@ def _resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
 
 
 def locate(model_id_or_path: str | os.PathLike[str]) -> tuple[Path | None, str]:
-    """Find where a model lives: ``(folder, source)`` with source one of bundled/store/local/hub."""
+    """Find where a model lives: ``(folder, source)`` with source one of bundled/store/local/hub.
+
+    In hosted mode (:mod:`model_zoo.hosting`) only the store, the bundled encoder, folders under the operator's
+    roots (or inside ``LOUPE_HOME``, for jobs) and, when allowed, hub ids are found; anything else raises
+    :class:`~model_zoo.hosting.ModelNotAvailableError` without saying whether the path exists.
+    """
     name = str(model_id_or_path).strip()
     if not name:
         raise ModelLoadError("No model given. Pick a model from the list or type a folder path.")
+    if len(name) > hosting.MAX_NAME or not name.isprintable():
+        raise hosting.refuse(f"That is not a model name or a folder path: it is longer than {hosting.MAX_NAME} "
+                             "characters or holds control characters.")
     if name == BASE_ENCODER_ID:
         return bundled_encoder_path(), "bundled"
     stored = store.model_path(name)
     if stored is not None:
         return stored, "store"
+    if hosting.hosted():
+        return hosting.locate_hosted(name)
     path = Path(name).expanduser()
-    if path.exists():
-        if not path.is_dir():
+    try:
+        exists, is_dir = path.exists(), path.is_dir()
+    except (OSError, ValueError) as err:  # e.g. a name longer than the file system allows
+        raise ModelLoadError("That is not a usable folder path (the file system refuses the name).") from err
+    if exists:
+        if not is_dir:
             raise ModelLoadError(f"{path} is a file; give the folder that holds config.json and the weights.")
         return path, "local"
     if name.startswith((".", "/", "~")) or os.sep in name.strip("/").replace("/", "", 1):
         raise ModelLoadError(f"No model folder at {path}.")
+    if not hosting.hub_allowed():
+        raise ModelLoadError(f"{name!r} is not a model in the store or a folder, and hub ids are switched off "
+                             f"({hosting.HUB_ENV}=0).")
     return None, "hub"
 
 
@@ -112,11 +129,13 @@ def _check_folder(folder: Path, allow_pickle: bool) -> Path | None:
     """Refuse folders Loupe will not load. Returns the pickle file to load, if one is allowed."""
     config_file = folder / "config.json"
     if not config_file.exists():
-        raise ModelLoadError(f"{folder} has no config.json; it is not a Hugging Face model folder.")
+        raise ModelLoadError(f"{hosting.display_name(folder)} has no config.json; it is not a Hugging Face model "
+                             "folder.")
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
-        raise ModelLoadError(f"{config_file} is not valid JSON: {err}") from err
+        raise ModelLoadError(f"{hosting.display_name(folder)}: config.json is not valid JSON: {hosting.redact(err)}") \
+            from err
     if "auto_map" in config:
         raise CustomCodeError(
             f"{folder.name} needs custom Python code (auto_map in config.json). Loupe never runs code "
@@ -193,6 +212,8 @@ def load(
     torch_dtype = _resolve_dtype(dtype, dev)
     card = store.read_card(folder) if folder is not None else {}
     name = str(model_id_or_path)
+    # How messages name the model: hosted, a folder goes by its root-relative name, never its server path.
+    label = hosting.display_name(folder) if folder is not None and source == "local" else name
     try:
         if folder is None:
             pickle_file = None
@@ -208,9 +229,9 @@ def load(
         if source == "hub":
             raise HubUnavailableError(
                 f"{name!r} is not a model in the store or a local folder, and the Hugging Face Hub could not "
-                f"provide it (offline, or no such model). Details: {str(err).splitlines()[0]}"
+                f"provide it (offline, or no such model). Details: {hosting.redact(str(err).splitlines()[0])}"
             ) from err
-        raise ModelLoadError(f"Could not read {name}: {err}") from err
+        raise ModelLoadError(f"Could not read {label}: {hosting.redact(err)}") from err
 
     wanted = labels or card.get("labels")
     if labels is not None and allow_untrained:
@@ -241,33 +262,35 @@ def load(
     except RuntimeError as err:
         if any(s in str(err) for s in ("size mismatch", "shape", "mismatched_sizes")):
             raise LabelMismatchError(
-                f"{name}: the classifier head does not match the {config_labels} labels in config.json. {err}"
+                f"{label}: the classifier head does not match the {config_labels} labels in config.json. "
+                f"{hosting.redact(err)}"
             ) from err
-        raise ModelLoadError(f"Could not load the weights of {name}: {err}") from err
+        raise ModelLoadError(f"Could not load the weights of {label}: {hosting.redact(err)}") from err
     except (OSError, ValueError) as err:
         if source == "hub":
-            raise HubUnavailableError(f"Could not download {name!r} from the Hugging Face Hub: {err}") from err
-        raise ModelLoadError(f"Could not load the weights of {name}: {err}") from err
+            raise HubUnavailableError(f"Could not download {name!r} from the Hugging Face Hub: "
+                                      f"{hosting.redact(err)}") from err
+        raise ModelLoadError(f"Could not load the weights of {label}: {hosting.redact(err)}") from err
     except Exception as err:
         if "pickle" in type(err).__name__.lower() or "weights_only" in str(err).lower():
             raise UnsafeCheckpointError(
-                f"{name}: the pickle file holds more than plain tensors and was refused ({err})."
+                f"{label}: the pickle file holds more than plain tensors and was refused ({hosting.redact(err)})."
             ) from err
         raise
 
     mismatched = info.get("mismatched_keys") or []
     if mismatched:
-        raise LabelMismatchError(f"{name}: classifier weights do not match the config: {mismatched}")
+        raise LabelMismatchError(f"{label}: classifier weights do not match the config: {mismatched}")
     head_missing = _head_missing(list(info.get("missing_keys") or []))
     if head_missing and not allow_untrained:
         raise UntrainedHeadError(
-            f"The classifier head is untrained: {name} has no weights for {', '.join(head_missing[:4])}. "
+            f"The classifier head is untrained: {label} has no weights for {', '.join(head_missing[:4])}. "
             "Its predictions (and any explanation of them) would come from random weights. Fine-tune it "
             "first (Fine-tune page or `python -m model_zoo finetune`)."
         )
     if wanted is not None and len(wanted) != config_labels and not allow_untrained:
         raise LabelMismatchError(
-            f"{name} has a head with {config_labels} outputs but {len(wanted)} label names were given "
+            f"{label} has a head with {config_labels} outputs but {len(wanted)} label names were given "
             f"({', '.join(map(str, wanted))})."
         )
     names = list(wanted) if wanted is not None else [
@@ -281,7 +304,7 @@ def load(
 
         model = apply_card_quantization(model, card, dev)
     info_out = {
-        "id": card.get("id", name if folder is None or source != "local" else str(folder)),
+        "id": card.get("id", label),
         "source": source,
         "path": str(folder) if folder is not None else None,
         "task": card.get("task", "text classification"),
@@ -289,6 +312,7 @@ def load(
         "head_untrained": bool(head_missing),
         **{k: v for k, v in card.items() if k not in ("id", "labels")},
     }
+    info_out = hosting.scrub(info_out, keep=("path",))  # hosted: cards shown to people carry no server path
     return ModelHandle(
         model=model,
         tokenizer=tokenizer,

@@ -40,6 +40,67 @@ def reports_dir() -> Path:
     return _sub("reports")
 
 
+def uploads_dir() -> Path:
+    """``LOUPE_HOME/uploads``: files people uploaded for a job, one unguessable folder each, kept only while
+    the job that reads them runs (:mod:`model_zoo.jobs` removes them when it ends)."""
+    return _sub("uploads")
+
+
+def _safe_name(filename: str) -> str:
+    name = "".join(c if (c.isalnum() and c.isascii()) or c in "._-" else "_" for c in Path(filename).name)
+    return name.lstrip(".")[-60:] or "upload.csv"
+
+
+def stage_upload(raw: bytes, filename: str = "upload.csv") -> Path:
+    """Save uploaded bytes for a job about to start: ``uploads/<random>/<name>`` (0600, atomic).
+
+    A job whose config names the file owns it from then on and removes it when it ends; when no job
+    starts, the caller removes it with :func:`discard_upload`.
+    """
+    import secrets
+
+    folder = uploads_dir() / secrets.token_urlsafe(16)
+    folder.mkdir(mode=0o700)
+    path = folder / _safe_name(filename)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(raw)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def is_staged_upload(path: str | os.PathLike[str]) -> bool:
+    """True for a file that :func:`stage_upload` made (inside ``uploads/<random>/``)."""
+    try:
+        resolved = Path(path).resolve()
+        return resolved.parent.parent == uploads_dir().resolve()
+    except (OSError, ValueError, RuntimeError):
+        return False
+
+
+def discard_upload(path: str | os.PathLike[str]) -> None:
+    """Remove a staged upload and its folder (nothing happens for any other path)."""
+    if not is_staged_upload(path):
+        return
+    resolved = Path(path).resolve()
+    resolved.unlink(missing_ok=True)
+    shutil.rmtree(resolved.parent, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def temporary_upload(raw: bytes, filename: str = "upload.csv") -> Iterator[Path]:
+    """Uploaded bytes as a file under its own (sanitised) name for the length of a ``with`` block, e.g. to
+    preview a split before any job starts; removed afterwards, whatever happens."""
+    with tempfile.TemporaryDirectory(prefix="loupe-preview-") as tmp:
+        path = Path(tmp) / _safe_name(filename)
+        path.write_bytes(raw)
+        yield path
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to a temporary file beside ``path`` and rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -58,7 +58,7 @@ def publish_copy(source: Path, model_id: str, overwrite: bool = False, **card_up
     if model_path(model_id) is not None and not overwrite:
         raise ModelLoadError(f"The store already has a model called {model_id!r}; pick another name.")
     if not (source / CARD).exists():
-        raise ModelLoadError(f"{source} has no finished model to save.")
+        raise ModelLoadError("There is no finished model to save.")
     with staging_dir(models_dir(), model_id) as staging:
         shutil.copytree(source, staging, dirs_exist_ok=True)
         card = read_card(staging)

@@ -11,12 +11,12 @@ import streamlit as st
 import explainers
 from dashboard import state
 from dashboard.components.highlight import CSS, highlight_html, legend_html, scale_of
-from dashboard.components.jobs import job_panel
-from dashboard.components.sidebar import md, page_setup
+from dashboard.components.jobs import job_from_link, job_panel
+from dashboard.components.sidebar import md, owner, page_setup
 from dashboard.report import csv_bytes, table_report
 from explainers import Attribution
 from explainers.compression_report import CompressConfig
-from model_zoo import LoupeError, jobs, resolve_device, store
+from model_zoo import LoupeError, hosting, jobs, resolve_device, store
 from model_zoo.compression import VariantSpec, available_variants, publish_variant
 
 page_setup("Compress a model")
@@ -123,7 +123,7 @@ def _results(job_id: str, result: dict) -> None:  # type: ignore[type-arg]
                  column_config={labels[c]: st.column_config.NumberColumn(format="%.3f") for c in RATIOS})
     _notes(result)
     for name, err in (result.get("errors") or {}).items():
-        st.warning(f"{name}: {err}")
+        st.warning(f"{md(name)}: {md(hosting.redact(err))}")
     c1, c2 = st.columns(2)
     fig = go.Figure()
     for r in rows:
@@ -195,7 +195,7 @@ def _save(result: dict) -> None:  # type: ignore[type-arg]
         try:
             publish_variant(Path(dirs[name]), new_id)
         except LoupeError as err:
-            st.error(str(err))
+            st.error(md(hosting.redact(err)))
         else:
             st.session_state["loupe_cx_saved"] = new_id
     saved = st.session_state.get("loupe_cx_saved")
@@ -206,12 +206,13 @@ def _save(result: dict) -> None:  # type: ignore[type-arg]
             st.switch_page("app_pages/explain.py")
 
 
-job_id = st.query_params.get("job")
-if job_id:
-    status = job_panel(job_id, key="loupe_cx")
-    result = jobs.result(job_id) if status.get("state") == "done" else None
-    if result:
-        _results(job_id, result)
+if st.query_params.get("job"):
+    job_id = job_from_link("compress")  # None (and why) for a job that is not this person's compression job
+    if job_id:
+        status = job_panel(job_id, key="loupe_cx")
+        result = jobs.result(job_id) if status.get("state") == "done" else None
+        if result:
+            _results(job_id, result)
     if st.button("New comparison"):
         del st.query_params["job"]
         st.rerun()
@@ -243,9 +244,9 @@ if st.button("Run comparison", type="primary", disabled=not specs or not methods
               "device": device.type if device.type != "mps" else "cpu"}
     try:
         CompressConfig.from_dict(config)  # refuse bad settings here, not minutes later in the job
-        new_job = jobs.start("compress", config)
+        new_job = jobs.start("compress", config, owner=owner())
     except LoupeError as err:
-        st.error(str(err))
+        st.error(md(hosting.redact(err)))
     else:
         st.query_params["job"] = new_job
         st.rerun()

@@ -9,8 +9,8 @@ import streamlit as st
 import explainers
 from dashboard import state
 from dashboard.components.charts import _plain
-from dashboard.components.jobs import job_panel
-from dashboard.components.sidebar import md, page_setup
+from dashboard.components.jobs import job_from_link, job_panel, recent_jobs
+from dashboard.components.sidebar import md, owner, page_setup
 from explainers.metrics import BINS, describe_bins
 from explainers.sanity import THRESHOLD
 from model_zoo import jobs
@@ -24,7 +24,7 @@ if handle is None:
     st.info("Pick a model in the sidebar first.")
     st.stop()
 
-model = st.session_state.get(state.MODEL, handle.id)
+model = st.session_state.get(state.MODEL_OK) or handle.id  # the model in use, as the sidebar checked it
 choices = {e.name: e.title for e in explainers.available(handle)}
 c1, c2, c3 = st.columns([1, 1, 3])
 split = c1.selectbox("Split", ["test", "validation"], help="Rotten Tomatoes split to sample from")
@@ -34,14 +34,13 @@ methods = c3.multiselect("Explainers", list(choices), format_func=choices.get,
 st.caption(f"Rough cost on a CPU: IG and SHAP take 1–3 s per sentence, LIME about as long, attention much less; "
            f"{n} sentences × {len(methods)} explainers is minutes. Finished sentences are kept if you cancel.")
 if st.button("Run evaluation", type="primary", disabled=not methods):
-    job_id = jobs.start("evaluate", {"model": model, "split": split, "n": n, "methods": methods})
-    st.query_params["job"] = job_id
+    st.query_params["job"] = jobs.start("evaluate", {"model": model, "split": split, "n": n, "methods": methods},
+                                        owner=owner())
 
-job_id = st.query_params.get("job")
-if not job_id:
-    recent = [j for j in jobs.list_jobs("evaluate")][:5]
+if not st.query_params.get("job"):
+    recent = recent_jobs("evaluate")  # this person's only
     if recent:
-        st.caption("Recent evaluations:")
+        st.caption("Your recent evaluations:")
         for j in recent:
             if st.button(f"{j['id']} · {j.get('state')}", key=f"loupe_eval_{j['id']}"):
                 st.query_params["job"] = j["id"]
@@ -49,6 +48,9 @@ if not job_id:
     st.stop()
 
 st.divider()
+job_id = job_from_link("evaluate")
+if job_id is None:
+    st.stop()
 status = job_panel(job_id, key="loupe_eval")
 result = jobs.result(job_id) if status.get("state") == "done" else None
 if not result:

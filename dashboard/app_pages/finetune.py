@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -12,21 +14,15 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from dashboard import state
-from dashboard.components.jobs import job_panel
-from dashboard.components.sidebar import md, page_setup
+from dashboard.components.jobs import job_from_link, job_panel
+from dashboard.components.sidebar import md, owner, page_setup
 from dashboard.components.widgets import config_widgets
 from dashboard.report import csv_bytes, finetune_report, finetune_rows
-from model_zoo import BASE_ENCODER_ID, LoupeError, jobs, resolve_device, store
-from model_zoo.data import read_csv_frame
-from model_zoo.finetune import (
-    DataSpec,
-    FinetuneConfig,
-    default_train_config,
-    load_data,
-    save_to_store,
-    save_upload,
-)
+from model_zoo import BASE_ENCODER_ID, LoupeError, hosting, jobs, resolve_device, store
+from model_zoo.data import few_examples, preview_frame, read_csv_frame
+from model_zoo.finetune import DataSpec, FinetuneConfig, default_train_config, load_data, save_to_store
 from model_zoo.finetune import start_job as start_finetune
+from model_zoo.paths import discard_upload, stage_upload, temporary_upload
 from model_zoo.peft_support import METHODS
 from model_zoo.training import TrainConfig
 
@@ -64,20 +60,45 @@ def _curves(job_id: str, status: dict) -> None:  # type: ignore[type-arg]
         right.plotly_chart(fig, width="stretch", key=f"loupe_ft_val_{len(records)}", config={"displayModeBar": False})
 
 
-def _stored(upload: UploadedFile | None) -> str | None:
-    """An uploaded CSV checked for size and saved once per upload for the job to read (None: no file)."""
+Files = dict[str, tuple[bytes, str]]  # DataSpec field (source, validation_source, test_source) -> bytes, name
+
+
+def _short(name: object, n: int = 60) -> str:
+    text = str(name)
+    return text if len(text) <= n else text[:n - 1] + "…"
+
+
+def _upload(upload: UploadedFile | None) -> tuple[bytes, str] | None:
+    """An uploaded CSV's bytes and name, or None (no file, or too big: then it says so)."""
     if upload is None:
         return None
-    key = f"loupe_ft_upload_{upload.file_id}"
-    if key not in st.session_state:
-        raw = upload.getvalue()
-        try:
-            read_csv_frame(raw, max_bytes=MAX_UPLOAD_MB * 1_000_000)
-        except LoupeError as err:
-            st.error(f"{upload.name}: {err}")
-            return None
-        st.session_state[key] = str(save_upload(raw, upload.name))
-    return str(st.session_state[key])
+    raw = upload.getvalue()
+    if len(raw) > MAX_UPLOAD_MB * 1_000_000:
+        st.error(f"{md(_short(upload.name))}: the file is {len(raw) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_MB} MB.")
+        return None
+    return raw, upload.name
+
+
+@contextlib.contextmanager
+def _on_disk(spec: DataSpec, files: Files) -> Iterator[DataSpec]:
+    """``spec`` reading the uploads from temporary files, removed after the block: nothing is kept on the
+    server until a job starts."""
+    with contextlib.ExitStack() as stack:
+        paths = {k: str(stack.enter_context(temporary_upload(raw, name))) for k, (raw, name) in files.items()}
+        yield dataclasses.replace(spec, **paths)
+
+
+def _start(cfg: FinetuneConfig, files: Files) -> str | None:
+    """Save the uploads for the job (it removes them when it ends) and start it; None (and why) if it fails."""
+    staged = {k: stage_upload(raw, name) for k, (raw, name) in files.items()}
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, **{k: str(v) for k, v in staged.items()}))
+    try:
+        return start_finetune(cfg, owner=owner())
+    except (LoupeError, ValueError) as err:
+        for path in staged.values():
+            discard_upload(path)
+        st.error(md(hosting.redact(err)))
+        return None
 
 
 def _results(job_id: str) -> None:
@@ -129,7 +150,7 @@ def _results(job_id: str) -> None:
             try:
                 save_to_store(job_id, name)
             except LoupeError as err:
-                st.error(str(err))
+                st.error(md(hosting.redact(err)))
             else:
                 st.session_state[f"loupe_ft_saved_{job_id}"] = name
                 st.rerun()
@@ -147,11 +168,12 @@ def _results(job_id: str) -> None:
             st.switch_page("app_pages/compare.py")
 
 
-job_id = st.query_params.get("job")
-if job_id:
-    status = job_panel(job_id, live=_curves, key="loupe_ft")
-    if status.get("state") == "done":
-        _results(job_id)
+if st.query_params.get("job"):
+    job_id = job_from_link("finetune")  # None (and why) for a job that is not this person's fine-tuning job
+    if job_id:
+        status = job_panel(job_id, live=_curves, key="loupe_ft")
+        if status.get("state") == "done":
+            _results(job_id)
     if st.button("New fine-tuning run"):
         del st.query_params["job"]
         st.rerun()
@@ -161,26 +183,29 @@ if job_id:
 st.markdown("#### 1 · Data")
 source = st.radio("Examples", ["Rotten Tomatoes (bundled)", "Upload a CSV"], horizontal=True, key="loupe_ft_source")
 spec: DataSpec | None = None
+files: Files = {}  # the uploads, kept in memory until a job starts
 if source.startswith("Rotten"):
     limit = int(st.number_input("Training texts (0 = all 10,222)", min_value=0, max_value=20000, value=2000,
                                 step=500, help="A seeded random sample; fewer is faster."))
     spec = DataSpec(source="rt", limit=limit)
 else:
-    upload = st.file_uploader(f"CSV file (UTF-8, up to {MAX_UPLOAD_MB} MB) with a text column and a label column",
-                              type=["csv"])
-    if upload is not None:
-        raw = upload.getvalue()
+    main = _upload(st.file_uploader(f"CSV file (UTF-8, up to {MAX_UPLOAD_MB} MB) with a text column and a label "
+                                    "column", type=["csv"]))
+    if main is not None:
         try:
-            frame = read_csv_frame(raw, max_bytes=MAX_UPLOAD_MB * 1_000_000)
+            frame = read_csv_frame(main[0], max_bytes=MAX_UPLOAD_MB * 1_000_000)
         except LoupeError as err:
-            st.error(str(err))
+            st.error(f"{md(_short(main[1]))}: {md(err)}")
         else:
-            st.dataframe(frame.head(8), hide_index=True, width="stretch")
+            st.dataframe(preview_frame(frame), hide_index=True, width="stretch")
+            st.caption(f"{len(frame):,} rows × {len(frame.columns):,} columns; the preview shows the first rows, "
+                       "long cells cut short.")
             cols = list(frame.columns)
             c1, c2 = st.columns(2)
-            text_col = c1.selectbox("Text column", cols, index=cols.index("text") if "text" in cols else 0)
+            text_col = c1.selectbox("Text column", cols, index=cols.index("text") if "text" in cols else 0,
+                                    format_func=_short)
             label_col = c2.selectbox("Label column", cols, index=cols.index("label") if "label" in cols
-                                     else min(1, len(cols) - 1))
+                                     else min(1, len(cols) - 1), format_func=_short)
             with st.expander("Validation and test splits"):
                 st.caption("Validation only picks the checkpoint; the test split is scored once, at the end, on "
                            "rows never trained on or used to choose. Both are carved from your file (stratified "
@@ -188,27 +213,33 @@ else:
                 v1, v2 = st.columns(2)
                 val_pct = v1.number_input("Validation %", min_value=5, max_value=40, value=10, step=5)
                 test_pct = v2.number_input("Test %", min_value=5, max_value=40, value=10, step=5)
-                val_file = _stored(v1.file_uploader("Own validation CSV (optional)", type=["csv"]))
-                test_file = _stored(v2.file_uploader("Own test CSV (optional)", type=["csv"]))
-            spec = DataSpec(source=_stored(upload) or "", text_column=text_col, label_column=label_col,
-                            validation_fraction=val_pct / 100, test_fraction=test_pct / 100,
-                            validation_source=val_file or "", test_source=test_file or "")
+                own = {"validation_source": _upload(v1.file_uploader("Own validation CSV (optional)", type=["csv"])),
+                       "test_source": _upload(v2.file_uploader("Own test CSV (optional)", type=["csv"]))}
+            files = {"source": main, **{k: v for k, v in own.items() if v is not None}}
+            spec = DataSpec(source=main[1], text_column=text_col, label_column=label_col,
+                            validation_fraction=val_pct / 100, test_fraction=test_pct / 100)
 
 splits = None
 if spec is not None:
     try:
-        splits = load_data(spec)
+        with _on_disk(spec, files) as readable:
+            splits = load_data(readable)
     except LoupeError as err:
-        st.error(str(err))
-if splits is None:
+        st.error(md(hosting.redact(err)))
+if splits is None or spec is None:
     st.stop()
 summary = splits.summary()
-balance = pd.DataFrame([{"split": name, "used for": part["role"], "size": part["size"], **part["classes"]}
-                        for name, part in summary.items() if isinstance(part, dict) and "size" in part])
+parts = {name: part for name, part in summary.items() if isinstance(part, dict) and "size" in part}
+balance = pd.DataFrame([{"split": name, "used for": part["role"], "size": part["size"],
+                         **{_short(k, 40): v for k, v in part["classes"].items()}} for name, part in parts.items()])
 st.dataframe(balance, hide_index=True, width="stretch")
-st.caption(f"Split: {summary['split']}.")
+st.caption(f"Split: {md(summary['split'])}.")
 for note in summary.get("notes", []):
-    st.caption(f"ℹ️ {note}")
+    st.caption(f"ℹ️ {md(note)}")
+totals = {k: sum(p["classes"].get(k, 0) for p in parts.values()) for k in splits.labels}
+thin = few_examples(totals)
+if thin:
+    st.warning(md(thin), icon="⚠️")
 
 # --- 2. base model and method -----------------------------------------------------------------------
 st.markdown("#### 2 · Base model and method")
@@ -240,11 +271,8 @@ if st.button("Start fine-tuning", type="primary"):
     changed = {k: v for k, v in dataclasses.asdict(train_cfg).items() if v != defaults.get(k)}
     cfg = FinetuneConfig(base=base, method=method, name=name, data=spec, method_config=dataclasses.asdict(method_cfg),
                          train=changed, publish=False)
-    try:
-        new_job = start_finetune(cfg)
-    except (LoupeError, ValueError) as err:
-        st.error(str(err))
-    else:
+    new_job = _start(cfg, files)
+    if new_job:
         st.query_params["job"] = new_job
         st.rerun()
 st.caption(f"Trains on **{md(resolve_device())}**. On a 2-core CPU a PEFT run on 2,000 texts takes a few minutes; "

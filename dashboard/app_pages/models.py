@@ -9,11 +9,12 @@ import streamlit as st
 
 from dashboard import state
 from dashboard.components.sidebar import md, page_setup
-from model_zoo import DEFAULT_MODEL_ID
+from model_zoo import DEFAULT_MODEL_ID, hosting
 from model_zoo.paths import models_dir
 
 page_setup("Models")
-st.caption(f"The model store: {md(models_dir())} (set LOUPE_HOME to move it).")
+hosted = hosting.hosted()  # a shared server shows no server path
+st.caption("The model store." if hosted else f"The model store: {md(models_dir())} (set LOUPE_HOME to move it).")
 cards = state.store_models()
 if not cards:
     st.info(f"The store is empty. Build the default model with `python -m model_zoo prepare` ({DEFAULT_MODEL_ID}).")
@@ -38,11 +39,12 @@ for card in cards:
     with st.expander(f"{card['id']}"):
         cols = st.columns([2, 1])
         with cols[0]:
-            st.json(json.loads(json.dumps({k: v for k, v in card.items() if k != "path"}, default=str)),
-                    expanded=1)
+            shown = hosting.scrub({k: v for k, v in card.items() if k != "path"})
+            st.json(json.loads(json.dumps(shown, default=str)), expanded=1)
         with cols[1]:
-            st.caption("Folder")
-            st.code(card["path"], language=None)
+            if not hosted:
+                st.caption("Folder")
+                st.code(card["path"], language=None)
             if st.button("Explain with this model", key=f"loupe_use_{card['id']}"):
                 st.session_state[state.MODEL] = card["id"]
                 st.switch_page("app_pages/explain.py")

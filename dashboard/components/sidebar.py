@@ -1,16 +1,24 @@
-"""The sidebar: model picker (store, bundled default, local folder), device, model-card summary."""
+"""The sidebar and who is using the app: login gate (st.login), owner of jobs, model picker (store, bundled
+default, a folder: any locally, under the operator's roots when hosted), device, model-card summary."""
 
 from __future__ import annotations
 
+import binascii
+import hashlib
 import html
+import secrets
+from collections.abc import Mapping
 from typing import Any
 
 import streamlit as st
 
 from dashboard import state
-from model_zoo import DEFAULT_MODEL_ID, ModelHandle, ModelLoadError
+from model_zoo import DEFAULT_MODEL_ID, ModelHandle, ModelLoadError, hosting
 
 _PATH = "loupe_model_path"
+_QP_MODEL = "loupe_model_qp"  # the ?model= value already applied, so a later pick in the sidebar wins over it
+OWNER = "loupe_owner"  # this session's owner token, when there is neither a login nor a browser cookie
+_XSRF_COOKIE = "_streamlit_xsrf"  # Streamlit's per-browser XSRF cookie (random, kept across reloads)
 
 
 def md(text: Any) -> str:
@@ -26,9 +34,76 @@ def _fmt(value: Any) -> str:
 
 
 def _use_path() -> None:
-    path = st.session_state.get(_PATH, "").strip()
+    path = str(st.session_state.get(_PATH, "")).strip()
     if path:
         st.session_state[state.MODEL] = path
+
+
+# --- who is using the app -----------------------------------------------------------------------------------
+def login_configured() -> bool:
+    """Whether Streamlit's built-in login (``st.login``, OIDC) is set up: an ``[auth]`` section in secrets."""
+    try:
+        return bool(st.secrets.load_if_toml_exists() and "auth" in st.secrets)
+    except Exception:  # an unreadable secrets file: Streamlit reports it itself; no login then
+        return False
+
+
+def _providers() -> list[str | None]:
+    """The login buttons to offer: ``[None]`` for one provider in ``[auth]`` itself, else ``[auth.<name>]``s."""
+    auth = st.secrets.get("auth") or {}
+    named = [k for k, v in auth.items() if isinstance(v, Mapping)]
+    return [None] if "client_id" in auth or not named else named
+
+
+def require_login() -> None:
+    """With ``st.login`` configured, every page shows only the sign-in screen until the person is signed in."""
+    if not login_configured() or st.user.get("is_logged_in"):
+        return
+    st.title("🔎 Loupe")
+    st.write("Sign in to use Loupe. Your fine-tuning, compression and evaluation jobs are kept under your "
+             "account and are visible to no one else.")
+    from streamlit.auth_util import is_authlib_installed
+
+    if not is_authlib_installed():
+        st.error("Login is configured, but this server lacks the package it needs (Authlib 1.3.2 or later). "
+                 "Whoever runs the server can install it with `pip install Authlib`.")
+        st.stop()
+    for provider in _providers():
+        st.button("Sign in" if provider is None else f"Sign in with {provider}", type="primary",
+                  key=f"loupe_login_{provider or 'default'}", on_click=st.login,
+                  args=() if provider is None else (provider,))
+    st.stop()
+
+
+def _browser_token() -> bytes | None:
+    """The random token of Streamlit's XSRF cookie: the same for every tab and reload of one browser."""
+    raw = str(st.context.cookies.get(_XSRF_COOKIE) or "").strip("\"'")
+    try:
+        if raw.startswith("2|"):  # "2|mask|masked token|timestamp" (Tornado's format, kept by Streamlit)
+            _, mask_hex, masked_hex, _ = raw.split("|")
+            mask, masked = binascii.a2b_hex(mask_hex), binascii.a2b_hex(masked_hex)
+            token = bytes(b ^ mask[i % 4] for i, b in enumerate(masked))
+        else:
+            token = binascii.a2b_hex(raw)
+    except (ValueError, binascii.Error, IndexError):
+        return None
+    return token if len(token) >= 16 else None
+
+
+def owner() -> str:
+    """Who owns the jobs this session starts and may open: the signed-in user (``st.login``: every session of
+    that user), else this browser (its XSRF cookie: every tab and reload), else this session alone."""
+    if login_configured() and st.user.get("is_logged_in"):
+        subject = st.user.get("sub") or st.user.get("email")
+        if subject:
+            ident = f"{st.user.get('iss') or ''}|{subject}".encode()
+            return "user:" + hashlib.sha256(b"loupe-owner\0" + ident).hexdigest()[:32]
+    token = _browser_token()
+    if token is not None:
+        return "browser:" + hashlib.sha256(b"loupe-owner\0" + token).hexdigest()[:32]
+    if not st.session_state.get(OWNER):
+        st.session_state[OWNER] = "session:" + secrets.token_urlsafe(16)
+    return str(st.session_state[OWNER])
 
 
 def card_summary(handle: ModelHandle) -> None:
@@ -57,37 +132,84 @@ def card_summary(handle: ModelHandle) -> None:
                 ".loupe-card th,.loupe-card td{border:none}</style>", unsafe_allow_html=True)
 
 
+def _asked() -> str:
+    """The model this run asks for: a new ``?model=`` link first, then this session's pick, then the default."""
+    link = st.query_params.get("model")
+    if link and link != st.session_state.get(_QP_MODEL):
+        st.session_state[_QP_MODEL] = link
+        return str(link)
+    return str(st.session_state.get(state.MODEL) or link or state.default_model())
+
+
+def _label(name: str) -> str:
+    return name if len(name) < 40 else "…" + name[-38:]
+
+
+def _checked(name: str) -> tuple[str | None, str | None]:
+    """``(name to load, None)`` for a model this person may load, else ``(None, why not)``."""
+    try:
+        return hosting.check_request(name), None
+    except ModelLoadError as err:
+        # Hosted, the message is the generic one and repeats nothing of the request.
+        return None, str(err) if hosting.hosted() else f"{_label(name)}: {err}"
+
+
+def _folder_picker() -> None:
+    """*Load a folder*: any Hugging Face folder locally; hosted, only under the operator's roots (if any)."""
+    if hosting.hosted() and not hosting.model_roots():
+        return
+    title = "Load a shared model folder" if hosting.hosted() else "Load a local folder"
+    hint = ("A model folder from the shared model folders, by its path inside them (e.g. team/sst2-bert)"
+            if hosting.hosted() else "Folder with a Hugging Face model (config.json, safetensors, tokenizer)")
+    with st.expander(title):
+        st.text_input(hint, key=_PATH, max_chars=hosting.MAX_NAME,
+                      placeholder="team/model" if hosting.hosted() else "/path/to/model")
+        st.button("Load folder", on_click=_use_path, width="stretch")
+
+
 def model_sidebar() -> ModelHandle | None:
     """Draw the model picker and return the model in use (None when none can be loaded)."""
     ids = [c["id"] for c in state.store_models()]
-    wanted = st.session_state.get(state.MODEL) or st.query_params.get("model") or state.default_model()
-    options = ids + [wanted] if wanted not in ids else list(ids)
+    refused: str | None = None
+    wanted, refused = _checked(_asked())
+    if wanted is None:  # fall back to the last model that loaded, else the default
+        fallback = st.session_state.get(state.MODEL_OK) or state.default_model()
+        wanted = fallback if _checked(fallback)[0] else (ids[0] if ids else None)
+        st.session_state[state.MODEL] = wanted
+    options = ids + [wanted] if wanted and wanted not in ids else list(ids)
     with st.sidebar:
         st.markdown("### 🔎 Loupe")
+        if login_configured() and st.user.get("is_logged_in"):
+            who = st.user.get("email") or st.user.get("name") or "signed in"
+            st.caption(f"Signed in as {md(who)}")
+            st.button("Log out", on_click=st.logout, key="loupe_logout")
         if not options:
             st.info(f"No model yet. Build the default one with `python -m model_zoo prepare` "
                     f"({DEFAULT_MODEL_ID}, about 3 minutes on a 2-core CPU), or load a folder below.")
         choice = st.selectbox("Model", options, index=options.index(wanted) if wanted in options else 0,
                               help="Models in the store (LOUPE_HOME/models) and the default model.",
-                              format_func=lambda m: m if len(m) < 40 else "…" + m[-38:]) if options else None
-        with st.expander("Load a local folder"):
-            st.text_input("Folder with a Hugging Face model (config.json, safetensors, tokenizer)", key=_PATH,
-                          placeholder="/path/to/model")
-            st.button("Load folder", on_click=_use_path, width="stretch")
+                              format_func=_label) if options else None
+        _folder_picker()
         handle = None
         if choice:
             try:
                 handle = state.get_handle(choice)
             except ModelLoadError as err:
-                st.session_state[state.MODEL_ERROR] = f"{choice}: {err}"
+                refused = f"{_label(choice)}: {hosting.redact(err)}"
                 previous = st.session_state.get(state.MODEL_OK)
                 if previous and previous != choice:
                     st.session_state[state.MODEL] = previous
-                    handle = state.get_handle(previous)
+                    try:
+                        handle = state.get_handle(previous)
+                    except ModelLoadError:  # it loaded before; its files changed since
+                        st.session_state.pop(state.MODEL_OK, None)
             else:
                 st.session_state[state.MODEL] = choice
                 st.session_state[state.MODEL_OK] = choice
-                st.session_state.pop(state.MODEL_ERROR, None)
+        if refused:
+            st.session_state[state.MODEL_ERROR] = refused
+        else:
+            st.session_state.pop(state.MODEL_ERROR, None)
         if handle is not None:
             st.caption(f"Device: **{md(handle.device)}** · {md(str(handle.dtype).replace('torch.', ''))} · "
                        f"max {handle.max_length} tokens")
@@ -96,11 +218,12 @@ def model_sidebar() -> ModelHandle | None:
 
 
 def page_setup(title: str) -> ModelHandle | None:
-    """Every page starts here: the sidebar, the title, and why the last chosen model failed, if it did."""
+    """Every page starts here: the login gate, the sidebar, the title, and why the last chosen model failed."""
+    require_login()
     handle = model_sidebar()
     st.title(title)
     error = st.session_state.get(state.MODEL_ERROR)
     if error:
         using = st.session_state.get(state.MODEL_OK) or "no model"
-        st.error(f"Could not load the model. {error}  \nStill using: {using}.", icon="⚠️")
+        st.error(f"Could not load the model. {md(error)}  \nStill using: {md(_label(str(using)))}.", icon="⚠️")
     return handle
