@@ -38,7 +38,7 @@ from model_zoo import jobs, store
 from model_zoo.data import RT_LABELS, SPLIT_SEED, SPLITS, TextDataset, load_csv, rotten_tomatoes, split_dataset
 from model_zoo.errors import DatasetError, LoupeError, UntrainedHeadError
 from model_zoo.loading import BASE_ENCODER_ID, load, locate
-from model_zoo.paths import jobs_dir, loupe_home, models_dir, publish_dir_atomic, staging_dir, write_json_atomic
+from model_zoo.paths import loupe_home, models_dir, publish_dir_atomic, staging_dir, write_json_atomic
 from model_zoo.peft_support import (
     METHODS,
     apply_method,
@@ -631,12 +631,7 @@ def run_here(cfg: FinetuneConfig, resume_job: str | None = None) -> tuple[str, d
             raise LoupeError(f"Job {resume_job} is still running.")
     else:
         validate_config(cfg)
-        job_id = f"finetune-{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(3).hex()}"
-        folder = jobs_dir() / job_id
-        folder.mkdir(parents=True)
-        write_json_atomic(folder / "config.json", {"kind": "finetune", "config": cfg.to_dict(), "owner": "cli"})
-        write_json_atomic(folder / "status.json", {"state": "queued", "kind": "finetune", "created": time.time(),
-                                                   "progress": 0.0, "message": "starting", "pid": os.getpid()})
+        folder = jobs.create("finetune", cfg.to_dict(), owner=None, pid=os.getpid())
     jobs.run_in_process(folder, resume_=bool(resume_job))
     return folder.name, jobs.status(folder.name)
 
