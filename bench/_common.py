@@ -12,12 +12,13 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"
 sys.path.insert(0, str(ROOT))
 
 
-def default_handle():  # type: ignore[no-untyped-def]
-    """The default model from LOUPE_HOME's store, built first if missing."""
+def default_handle(model: str | None = None):  # type: ignore[no-untyped-def]
+    """``model`` (a folder or store id) if given, else the default model from LOUPE_HOME's store, built first
+    if missing."""
     from model_zoo import load
     from model_zoo.recipe import prepare
 
-    return load(str(prepare()), device=os.environ.get("LOUPE_DEVICE", "auto"))
+    return load(model or str(prepare()), device=os.environ.get("LOUPE_DEVICE", "auto"))
 
 
 def table(rows: list[dict], floatfmt: str = "{:.3f}") -> str:  # type: ignore[type-arg]

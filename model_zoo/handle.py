@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import copy
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -12,11 +13,35 @@ from typing import Any
 import numpy as np
 import torch
 
+from model_zoo.concurrency import ModelGate, Notify, gate_for
 from model_zoo.errors import EmptyTextError
 
-# The open ``handle.meter()`` boxes, innermost last; a ContextVar so concurrent sessions (threads) count
-# apart. A pass counts in every open meter, so nested meters add up.
-_METERS: contextvars.ContextVar[tuple[list[int], ...]] = contextvars.ContextVar("loupe_meters", default=())
+
+@dataclass(frozen=True)
+class PassShape:
+    """The shape of one counted model pass: what it would cost to repeat it bare."""
+
+    batch: int  # texts in the batch
+    seq_len: int  # tokens per text, padding included
+    grad: bool  # autograd was on (the caller may backpropagate through it)
+
+
+class Meter(list[int]):
+    """What ``handle.meter()`` yields: ``m[0]`` is the pass count (a one-element list, as callers have always
+    read it) and ``m.shapes`` the :class:`PassShape` of each pass, in order."""
+
+    def __init__(self) -> None:
+        super().__init__([0])
+        self.shapes: list[PassShape] = []
+
+    @property
+    def total(self) -> int:
+        return self[0]
+
+
+# The open meters, innermost last; a ContextVar so concurrent sessions (threads) count apart. A pass counts
+# in every open meter, so nested meters add up.
+_METERS: contextvars.ContextVar[tuple[Meter, ...]] = contextvars.ContextVar("loupe_meters", default=())
 
 
 def is_quantized(model: torch.nn.Module) -> bool:
@@ -54,9 +79,14 @@ class ModelHandle:
     batch_size: int = 64
     total_passes: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    # Held around every use of the model. The model is shared by all sessions, and Captum's layer methods
-    # attach hooks to it for the length of an explanation: two at once would swap each other's inputs.
+    # Held with exclusive use of the model (see use()): Captum's layer methods attach hooks to the shared model
+    # for the length of an explanation. Code that copies the model holds it too, so no hook is copied along.
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    # A fast tokenizer is not safe to call from two threads at once (it changes its truncation and padding
+    # settings in place; tokenizers issue 537): the handle's own calls take this lock, and an explainer that
+    # hands the tokenizer to a library borrows a private copy (private_tokenizer()).
+    _tokenizer_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _tokenizer_pool: list[Any] = field(default_factory=list, repr=False)
 
     @property
     def id(self) -> str:
@@ -70,43 +100,87 @@ class ModelHandle:
         return self.labels.get(int(index), str(index))
 
     # --- counting -----------------------------------------------------------------------------
-    def count_pass(self, n: int = 1) -> None:
-        """Record ``n`` forward (or forward+backward) passes."""
+    def count_pass(self, n: int = 1, shape: PassShape | None = None) -> None:
+        """Record ``n`` forward (or forward+backward) passes, each of ``shape`` when given.
+
+        Passes counted without a shape raise ``m[0]`` but add nothing to ``m.shapes``.
+        """
         with self._lock:
             self.total_passes += n
-        for box in _METERS.get():
-            box[0] += n
+        for meter in _METERS.get():
+            meter[0] += n
+            if shape is not None:
+                meter.shapes.extend([shape] * n)
+
+    def _count(self, input_shape: Sequence[int]) -> None:
+        """Count one pass over a ``(batch, seq, ...)`` input; autograd state as the model will see it."""
+        self.count_pass(shape=PassShape(int(input_shape[0]), int(input_shape[1]), torch.is_grad_enabled()))
 
     @contextlib.contextmanager
-    def meter(self) -> Iterator[list[int]]:
-        """Count the passes made inside the block: ``with h.meter() as m: ...; m[0]``."""
-        box = [0]
-        token = _METERS.set((*_METERS.get(), box))
+    def meter(self) -> Iterator[Meter]:
+        """Count the passes made inside the block: ``with h.meter() as m: ...; m[0], m.shapes``."""
+        meter = Meter()
+        token = _METERS.set((*_METERS.get(), meter))
         try:
-            yield box
+            yield meter
         finally:
             _METERS.reset(token)
 
+    # --- sharing the model between sessions -----------------------------------------------------
+    @property
+    def gate(self) -> ModelGate:
+        """The model's readers-writer gate (one per model object, shared by handles of the same model)."""
+        return gate_for(self.model)
+
+    @contextlib.contextmanager
+    def use(self, exclusive: bool = False, label: str = "", on_wait: Notify | None = None) -> Iterator[None]:
+        """Hold the model for the block: *shared* for plain forward passes (any number of sessions at once),
+        *exclusive* to attach hooks to it (Captum's layer methods), which waits for the running passes and keeps
+        everyone else out. Re-entrant; ``on_wait(message)`` is called while the block waits for its turn.
+        """
+        with self.gate.use(exclusive, label, on_wait):
+            if not exclusive:
+                yield
+                return
+            with self.lock:
+                yield
+
+    @contextlib.contextmanager
+    def private_tokenizer(self) -> Iterator[Any]:
+        """A copy of the tokenizer that no other thread uses while the block runs (borrowed from a pool)."""
+        with self._tokenizer_lock:
+            tokenizer = self._tokenizer_pool.pop() if self._tokenizer_pool else None
+            if tokenizer is None:
+                tokenizer = copy.deepcopy(self.tokenizer)
+        try:
+            yield tokenizer
+        finally:
+            with self._tokenizer_lock:
+                self._tokenizer_pool.append(tokenizer)
+
     # --- tokenization -------------------------------------------------------------------------
-    def encode(self, text: str) -> Encoded:
-        """Tokenize one text (truncated to ``max_length``) with offsets and a ``truncated`` flag."""
+    def encode(self, text: str, max_tokens: int | None = None) -> Encoded:
+        """Tokenize one text (truncated to ``max_length``, or to ``max_tokens`` when smaller) with offsets and a
+        ``truncated`` flag."""
         if not text or not text.strip():
             raise EmptyTextError("The text is empty. Type or paste some text to explain.")
-        enc = self.tokenizer(
-            text,
-            truncation=True,
-            max_length=self.max_length,
-            return_offsets_mapping=True,
-            return_special_tokens_mask=True,
-            return_overflowing_tokens=False,
-        )
+        limit = self.max_length if max_tokens is None else max(2, min(self.max_length, int(max_tokens)))
+        with self._tokenizer_lock:
+            enc = self.tokenizer(
+                text,
+                truncation=True,
+                max_length=limit,
+                return_offsets_mapping=True,
+                return_special_tokens_mask=True,
+                return_overflowing_tokens=False,
+            )
+            n_full = len(self.tokenizer(text, truncation=False, add_special_tokens=True)["input_ids"])
         ids = list(enc["input_ids"])
         special = [bool(s) for s in enc["special_tokens_mask"]]
         offsets = [(int(a), int(b)) if not s else (0, 0) for (a, b), s in zip(enc["offset_mapping"], special)]
         if not any(not s for s in special):
             raise EmptyTextError("The text has no tokens the model can read.")
         explained = max(b for (_, b), s in zip(offsets, special) if not s)
-        n_full = len(self.tokenizer(text, truncation=False, add_special_tokens=True)["input_ids"])
         return Encoded(
             input_ids=torch.tensor([ids], device=self.device),
             attention_mask=torch.ones((1, len(ids)), dtype=torch.long, device=self.device),
@@ -124,12 +198,15 @@ class ModelHandle:
 
         This is the batched gradient path; every call counts one pass.
         """
-        with self.lock:
+        with self.use():
             return self._forward_probs(input_ids, attention_mask, inputs_embeds)
 
     def _forward_probs(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None,
                        inputs_embeds: torch.Tensor | None) -> torch.Tensor:
-        self.count_pass()
+        inputs = inputs_embeds if inputs_embeds is not None else input_ids
+        if inputs is None:
+            raise ValueError("forward_probs needs input_ids or inputs_embeds.")
+        self._count(inputs.shape)
         if inputs_embeds is not None:
             out = self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask)
         else:
@@ -148,12 +225,13 @@ class ModelHandle:
             return out
         bs = batch_size or self.batch_size
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        with self.lock, torch.inference_mode():
+        with self.use(), torch.inference_mode():
             for start in range(0, len(order), bs):
                 idx = order[start:start + bs]
-                enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                     max_length=self.max_length, return_tensors="pt").to(self.device)
-                self.count_pass()
+                with self._tokenizer_lock:
+                    enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                                         max_length=self.max_length, return_tensors="pt").to(self.device)
+                self._count(enc["input_ids"].shape)
                 logits = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
                 out[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
         return out
@@ -170,8 +248,8 @@ class ModelHandle:
 
         Needs a model loaded with ``attn_implementation="eager"``; SDPA returns no weights.
         """
-        with self.lock, torch.inference_mode():
-            self.count_pass()
+        with self.use(), torch.inference_mode():
+            self._count(input_ids.shape)
             out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_attentions=True)
         if not out.attentions or out.attentions[0] is None:
             from model_zoo.errors import LoupeError
