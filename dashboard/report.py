@@ -7,7 +7,6 @@ streamlit, so the CLI (``python -m dashboard report``) and the pages share it.
 from __future__ import annotations
 
 import csv
-import html
 import io
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,9 +16,10 @@ from typing import Any
 import explainers
 from dashboard import __version__
 from dashboard.components.highlight import CSS as HIGHLIGHT_CSS
-from dashboard.components.highlight import highlight_html, legend_html, scale_of
+from dashboard.components.highlight import esc_html, highlight_html, legend_html, scale_of
 from explainers import Attribution
 from explainers.metrics import Faithfulness, agreement, faithfulness_many
+from model_zoo.hosting import strip_paths
 
 _STYLE = """
 <style>
@@ -39,7 +39,8 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+    """Escaped for HTML, with direction-control and zero-width characters shown as markers (``⟨RLO⟩``)."""
+    return esc_html(value)
 
 
 def _num(value: Any, digits: int = 3) -> str:
@@ -52,6 +53,7 @@ def _num(value: Any, digits: int = 3) -> str:
 
 def _page(title: str, body: str, card: Mapping[str, Any] | None) -> str:
     created = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    title = strip_paths(title)  # a model opened from a folder is named by its last part, not a server path
     card_html = ""
     if card:
         rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v if not isinstance(v, (dict, list)) else _short(v))}</td></tr>"

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import streamlit as st
@@ -30,6 +32,8 @@ LAYOUT = "loupe_layout"
 GRANULARITY = "loupe_granularity"
 SANITY = "loupe_sanity"
 RESULTS = "loupe_results"  # the last explanation request and its attributions
+LINK_NOTES = "loupe_link_notes"  # what the opening permalink asked for that was changed or left out
+LINK_PENDING = "loupe_link_pending"  # a permalink filled the page; nothing runs until Explain is pressed
 CONFIG_PREFIX = "loupe_cfg"
 
 
@@ -70,9 +74,34 @@ def _explain(key: str, text: str, method: str, config: str, target: int | None, 
     return explainer.explain(_handle, text, target, explainer.Config(**json.loads(config)))
 
 
+# Keys of the explanations computed in this process, most recent last: a hint that ``_explain`` will hit its
+# cache, so a page need not queue for work that is already done. Smaller than the cache and refreshed on each
+# use, so a key here is (almost always) still cached; a miss only means the work is done without queueing.
+_DONE: OrderedDict[tuple[Any, ...], None] = OrderedDict()
+_DONE_LOCK = threading.Lock()
+_DONE_SIZE = 256
+
+
+def _explain_key(handle: ModelHandle, text: str, method: str, config: Any, target: int | None) -> tuple[Any, ...]:
+    return (model_key(handle), text, method, config_json(config), target)
+
+
+def is_cached(handle: ModelHandle, text: str, method: str, config: Any, target: int | None) -> bool:
+    """Whether this explanation was made in this process recently (so :func:`explain` returns at once)."""
+    with _DONE_LOCK:
+        return _explain_key(handle, text, method, config, target) in _DONE
+
+
 def explain(handle: ModelHandle, text: str, method: str, config: Any, target: int | None) -> Attribution:
     """A cached explanation: the same model, text, explainer, config and target return instantly."""
-    return _explain(model_key(handle), text, method, config_json(config), target, handle)
+    key = _explain_key(handle, text, method, config, target)
+    result = _explain(*key, handle)
+    with _DONE_LOCK:
+        _DONE[key] = None
+        _DONE.move_to_end(key)
+        while len(_DONE) > _DONE_SIZE:
+            _DONE.popitem(last=False)
+    return result
 
 
 @st.cache_data(max_entries=256, show_spinner=False)

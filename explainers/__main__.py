@@ -12,11 +12,17 @@ from model_zoo.errors import run_cli
 
 def cmd_explain(args: argparse.Namespace) -> int:
     import explainers
-    from model_zoo import load
+    from explainers.evaluation import make_config, parse_overrides
+    from model_zoo import limits, load
 
-    handle = load(args.model, device=args.device)
+    limits.check_text(args.text)  # before loading the model: a refused text costs nothing
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    results = [explainers.get(m).explain(handle, args.text, args.target) for m in methods]
+    for m in methods:
+        explainers.get(m)  # an unknown name fails here, with the known ones listed
+    overrides = parse_overrides(args.config, methods)
+    handle = load(args.model, device=args.device)
+    results = [explainers.get(m).explain(handle, args.text, args.target, make_config(m, overrides.get(m)))
+               for m in methods]
     checks = {}
     if args.sanity:
         from explainers.sanity import randomisation_check
@@ -45,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--text", required=True)
     p.add_argument("--methods", default="ig,shap,lime,attention")
     p.add_argument("--target", type=int, default=None, help="class index (default: the predicted class)")
+    p.add_argument("--config", action="append", default=[], metavar="METHOD.FIELD=VALUE",
+                   help="explainer setting, e.g. ig.n_steps=20 (repeatable; within this server's limits)")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print Attributions as JSON")
     p.add_argument("--full", action="store_true", help="with --json: include large extras (attention)")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import re
 import time
 from collections.abc import Sequence
@@ -11,12 +13,18 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
+from model_zoo import limits
 from model_zoo.errors import EmptyTextError, LoupeError
 from model_zoo.handle import Encoded, ModelHandle
+from model_zoo.limits import BudgetError
 
 
 class ExplainerError(LoupeError):
     """An explanation could not be made (bad target, unsupported model, bad config)."""
+
+
+class SettingOverBudgetError(ExplainerError, BudgetError):
+    """A setting is above this server's limit for it (``LOUPE_LIMITS``, the hosted default, or the field's max)."""
 
 
 @dataclass(frozen=True)
@@ -122,23 +130,78 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def config_fields(config_cls: type) -> list[dict[str, Any]]:
-    """Describe a Config dataclass for UIs: name, type, default, help, min, max, choices."""
+def _method_of(config_cls: type) -> str | None:
+    return next((e.name for e in REGISTRY.values() if e.Config is config_cls), None)
+
+
+def config_fields(config_cls: type, method: str | None = None,
+                  budget: limits.Budget | None = None) -> list[dict[str, Any]]:
+    """Describe a Config dataclass for UIs: name, type, default, help, min, max, choices.
+
+    ``max`` is the limit in force on this server (see :mod:`model_zoo.limits`): the field's declared
+    ``max`` (kept as ``declared_max``), tightened by its ``hosted_max`` in hosted mode and by the operator's
+    ``LOUPE_LIMITS`` entry ``"method.field"``. A default above that limit comes down to it. ``method``
+    defaults to the registered explainer whose Config this is.
+    """
+    budget = budget or limits.current()
+    method = method or _method_of(config_cls)
     out = []
     for f in dataclasses.fields(config_cls):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc,operator]
-        out.append({"name": f.name, "type": type(default), "default": default, **dict(f.metadata)})
+        spec: dict[str, Any] = {"name": f.name, "type": type(default), "default": default, **dict(f.metadata)}
+        numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+        if numeric and ("max" in spec or "hosted_max" in spec):
+            cap = budget.setting_cap(f"{method}.{f.name}" if method else "", spec.get("max"), spec.get("hosted_max"))
+            if cap is not None:
+                cap = max(cap, spec.get("min", cap))  # an operator's cap below the minimum means the minimum
+                spec["declared_max"] = spec.get("max")
+                spec["max"] = int(cap) if isinstance(default, int) else float(cap)
+                spec["default"] = min(default, spec["max"])
+        out.append(spec)
     return out
 
 
-def check_config(config: Any) -> None:
-    """Refuse values outside a Config's declared min/max/choices."""
-    for spec in config_fields(type(config)):
-        value = getattr(config, spec["name"])
-        if "min" in spec and value < spec["min"] or "max" in spec and value > spec["max"]:
-            raise ExplainerError(f"{spec['name']}={value} is outside [{spec.get('min')}, {spec.get('max')}].")
+def default_config(method: str) -> Any:
+    """The explainer's Config with every default brought within this server's limits."""
+    explainer = get(method)
+    return explainer.Config(**{s["name"]: s["default"] for s in config_fields(explainer.Config, method)})
+
+
+def _typed(spec: dict[str, Any], value: Any) -> bool:
+    kind = spec["type"]
+    if spec["default"] is None:  # no declared type to check against
+        return True
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return isinstance(value, kind)
+
+
+def check_config(config: Any, method: str | None = None, budget: limits.Budget | None = None) -> None:
+    """Refuse values of the wrong type, outside a Config's declared min/choices, or over this server's limits.
+
+    Raises:
+        ExplainerError: a wrong type, a value below ``min`` or not among ``choices``.
+        SettingOverBudgetError: a value above the limit in force (also an ``ExplainerError`` and a
+            ``model_zoo.limits.BudgetError``).
+    """
+    method = method or _method_of(type(config))
+    for spec in config_fields(type(config), method, budget):
+        name, value = spec["name"], getattr(config, spec["name"])
+        key = f"{method}.{name}" if method else name
+        if not _typed(spec, value):
+            raise ExplainerError(f"{key}={value!r} is not a valid {spec['type'].__name__}.")
         if "choices" in spec and value not in spec["choices"]:
-            raise ExplainerError(f"{spec['name']}={value!r} is not one of {spec['choices']}.")
+            raise ExplainerError(f"{key}={value!r} is not one of {spec['choices']}.")
+        if "min" in spec and value < spec["min"]:
+            raise ExplainerError(f"{key}={value} is below its minimum, {spec['min']}.")
+        if "max" in spec and value > spec["max"]:
+            if spec.get("declared_max") is not None and spec["max"] < spec["declared_max"]:
+                raise SettingOverBudgetError(f"{key}={value} is over this server's limit of {spec['max']}.")
+            raise SettingOverBudgetError(f"{key}={value} is over its maximum, {spec['max']}.")
 
 
 @runtime_checkable
@@ -223,6 +286,10 @@ class BaseExplainer:
     signed: ClassVar[bool] = True
     description: ClassVar[str] = ""
     needs_gradients: ClassVar[bool] = False
+    # Whether the method attaches hooks to the shared model (Captum's layer methods do): then it needs the
+    # model alone for the whole explanation. The others only run plain forward (and backward) passes, which
+    # any number of sessions may run at once (model_zoo.concurrency.ModelGate).
+    needs_exclusive_model: ClassVar[bool] = False
     # Whether the method claims its scores say how much each word *caused* the decision. Those that do
     # must rank planted trigger words first on the ground-truth model (tests/explainers/test_ground_truth.py).
     claims_faithfulness: ClassVar[bool] = True
@@ -239,28 +306,38 @@ class BaseExplainer:
                 config: Any = None) -> Attribution:
         """Explain ``handle``'s prediction on ``text`` for class ``target`` (default: predicted).
 
+        The text and config are checked against this server's budgets (:mod:`model_zoo.limits`) first;
+        at most ``LOUPE_MAX_EXPLAIN_TOKENS`` tokens are explained (the rest is marked truncated).
+
         Raises:
             EmptyTextError: text is empty or whitespace only.
+            TextTooLongError: the text is over ``LOUPE_MAX_TEXT_CHARS`` (a ``BudgetError``).
+            SettingOverBudgetError: a setting is over its limit (an ``ExplainerError`` and a ``BudgetError``).
             ExplainerError: unsupported model, bad target or config.
         """
         if not isinstance(text, str) or not text.strip():
             raise EmptyTextError("The text is empty. Type or paste some text to explain.")
+        budget = limits.current()
+        budget.check_text(text)
         if not self.supports(handle):
             raise ExplainerError(f"{self.title} does not support this model.")
-        config = config if config is not None else self.Config()
+        config = config if config is not None else default_config(self.name)
         if not isinstance(config, self.Config):
             raise ExplainerError(f"{self.title} expects a {self.Config.__name__}, got {type(config).__name__}.")
-        check_config(config)
+        check_config(config, self.name, budget)
+        if target is not None and not (isinstance(target, (int, np.integer)) and not isinstance(target, bool)
+                                       and 0 <= int(target) < handle.num_labels):
+            small = isinstance(target, (int, np.integer)) and abs(int(target)) < 10**9  # no 5,000-digit messages
+            which = f"Target {target!r}" if small else "That target"
+            raise ExplainerError(f"{which} is not a class of this model (0..{handle.num_labels - 1}).")
         start = time.perf_counter()
-        # handle.lock: no other session may use the model while an explainer has hooks on it.
-        with handle.lock, handle.meter() as passes:
-            enc = handle.encode(text)
+        # A hook-based method holds the model alone for the whole explanation; the others take shared use pass
+        # by pass inside the handle, so a hook-based one waiting for the model goes in between their passes.
+        hold = handle.use(True, self.title) if self.needs_exclusive_model else contextlib.nullcontext()
+        with hold, handle.meter() as passes:
+            enc = handle.encode(text, max_tokens=budget.tokens_for(handle.max_length))
             probs = handle.predict_proba([text[: enc.explained_chars]])[0]
-            if target is None:
-                target = int(np.argmax(probs))
-            if not 0 <= int(target) < handle.num_labels:
-                raise ExplainerError(f"Target {target} is not a class of this model (0..{handle.num_labels - 1}).")
-            target = int(target)
+            target = int(np.argmax(probs)) if target is None else int(target)
             scores, extras = self._attribute(handle, enc, text, target, config)
         scores = np.nan_to_num(np.asarray(scores, dtype=float))
         return Attribution(

@@ -18,7 +18,7 @@ class AblationConfig:
     baseline: str = field(default="mask", metadata={"help": "Token that replaces each word-piece of the ablated word",
                                                     "choices": ["mask", "pad", "unk"]})
     perturbations_per_eval: int = field(default=32, metadata={"help": "Ablated copies per model pass",
-                                                              "min": 1, "max": 512})
+                                                              "min": 1, "max": 512, "hosted_max": 64})
 
 
 @registered

@@ -51,6 +51,7 @@ class Saliency(BaseExplainer):
     Config = SaliencyConfig
     signed = False
     needs_gradients = True
+    needs_exclusive_model = False  # gradients of the embeddings it passes in: no hooks on the model
     description = "The size of the gradient of the target probability with respect to each token's embedding."
 
     def _attribute(self, handle: ModelHandle, enc: Encoded, text: str, target: int,
@@ -73,6 +74,7 @@ class GradientXInput(BaseExplainer):
     signed = True
     needs_gradients = True
     claims_faithfulness = False  # a local first-order estimate; weak where the model is saturated
+    needs_exclusive_model = True  # LayerGradientXActivation hooks the embedding module for the whole run
     description = ("Gradient of the target probability times the embedding layer's output (word + position "
                    "+ type embeddings after LayerNorm), summed over dimensions: a first-order estimate of "
                    "each token's effect. It is local: on a confident prediction the gradients are small and "

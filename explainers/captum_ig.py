@@ -26,8 +26,9 @@ def baseline_ids(handle: ModelHandle, enc: Encoded, kind: str = "pad") -> torch.
 @dataclass
 class IGConfig:
     n_steps: int = field(default=50, metadata={"help": "Integration steps (more: smaller convergence delta)",
-                                               "min": 4, "max": 500})
-    internal_batch_size: int = field(default=25, metadata={"help": "Steps per model pass", "min": 1, "max": 500})
+                                               "min": 4, "max": 500, "hosted_max": 100})
+    internal_batch_size: int = field(default=25, metadata={"help": "Steps per model pass", "min": 1, "max": 500,
+                                                           "hosted_max": 50})
     baseline: str = field(default="pad", metadata={"help": "Token that replaces each word in the baseline",
                                                    "choices": ["pad", "mask", "unk"]})
     method: str = field(default="gausslegendre", metadata={"help": "Integral approximation",
@@ -41,6 +42,7 @@ class IntegratedGradients(BaseExplainer):
     Config = IGConfig
     signed = True
     needs_gradients = True
+    needs_exclusive_model = True  # LayerIntegratedGradients hooks the embedding layer for the whole run
     description = ("Accumulates gradients along a straight path from a baseline (all words replaced by "
                    "[PAD]) to the input; scores sum to f(x) - f(baseline). The convergence delta says "
                    "how far from that the approximation is.")

@@ -32,7 +32,7 @@ import numpy as np
 from scipy import stats
 
 from explainers import DEFAULT_METHODS
-from explainers.base import Attribution, ExplainerError, config_fields, get
+from explainers.base import Attribution, ExplainerError, check_config, config_fields, default_config, get
 from explainers.metrics import BINS, RANDOM_SEEDS, STEPS, describe_bins, faithfulness_many, rank_agreement
 from explainers.sanity import THRESHOLD, randomisation_check, step_names
 from model_zoo import DEFAULT_MODEL_ID, LoupeError, ModelHandle, load, loading
@@ -193,15 +193,25 @@ def _dataset(dataset: str | TextDataset, split: str) -> tuple[TextDataset, str]:
 
 
 def make_config(method: str, values: Any = None) -> Any:
-    """An explainer's Config from None (defaults), a Config instance, or a dict of field values."""
+    """An explainer's Config from None (defaults within this server's limits), a Config instance, or a dict of
+    field values; checked against the limits (:func:`explainers.base.check_config`) so a job fails at once.
+
+    Raises:
+        ExplainerError: an unknown field or a bad value; ``SettingOverBudgetError`` for one over its limit.
+    """
     explainer = get(method)
-    if values is None or isinstance(values, explainer.Config):
-        return values if values is not None else explainer.Config()
-    try:
-        return explainer.Config(**dict(values))
-    except TypeError as err:
-        names = ", ".join(f["name"] for f in config_fields(explainer.Config))
-        raise ExplainerError(f"Bad config for {method}: {err}. Its fields: {names or 'none'}.") from None
+    if values is None:
+        return default_config(method)
+    if isinstance(values, explainer.Config):
+        config = values
+    else:
+        try:
+            config = explainer.Config(**dict(values))
+        except TypeError as err:
+            names = ", ".join(f["name"] for f in config_fields(explainer.Config))
+            raise ExplainerError(f"Bad config for {method}: {err}. Its fields: {names or 'none'}.") from None
+    check_config(config, method)
+    return config
 
 
 def _cache_file(key: dict[str, Any]) -> Path:
@@ -492,6 +502,8 @@ def parse_overrides(items: Sequence[str], methods: Sequence[str]) -> dict[str, d
         except ValueError:
             raise LoupeError(f"--config {item!r}: {value!r} is not a {kind.__name__}.") from None
         out.setdefault(method, {})[fld] = typed
+    for method, values in out.items():  # the same limits as the dashboard and the API
+        make_config(method, values)
     return out
 
 

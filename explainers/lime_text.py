@@ -22,7 +22,7 @@ from model_zoo.handle import Encoded, ModelHandle
 @dataclass
 class LimeConfig:
     num_samples: int = field(default=500, metadata={"help": "Perturbed texts to fit the local model on",
-                                                    "min": 20, "max": 20000})
+                                                    "min": 20, "max": 20000, "hosted_max": 2000})
     seed: int = field(default=0, metadata={"help": "Random seed of the sampling", "min": 0, "max": 2**31 - 1})
     kernel_width: float = field(default=25.0, metadata={"help": "Width of the proximity kernel",
                                                         "min": 0.1, "max": 1000.0})

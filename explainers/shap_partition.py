@@ -14,8 +14,9 @@ from model_zoo.handle import Encoded, ModelHandle
 @dataclass
 class ShapConfig:
     max_evals: int = field(default=300, metadata={"help": "Masked texts to evaluate (more: finer detail)",
-                                                  "min": 10, "max": 20000})
-    batch_size: int = field(default=64, metadata={"help": "Masked texts per model pass", "min": 1, "max": 1024})
+                                                  "min": 10, "max": 20000, "hosted_max": 2000})
+    batch_size: int = field(default=64, metadata={"help": "Masked texts per model pass", "min": 1, "max": 1024,
+                                                  "hosted_max": 128})
 
 
 @registered
@@ -34,12 +35,15 @@ class PartitionShap(BaseExplainer):
                    config: Any) -> tuple[np.ndarray, dict[str, Any]]:
         import shap
 
-        masker = shap.maskers.Text(handle.tokenizer)
-        explainer = shap.Explainer(lambda xs: handle.predict_proba(list(xs)), masker,
-                                   algorithm="partition", output_names=[handle.label_name(i) for i in
-                                                                        range(handle.num_labels)])
         explained = text[: enc.explained_chars]
-        sv = explainer([explained], max_evals=config.max_evals, batch_size=config.batch_size, silent=True)
+        # The masker calls the tokenizer itself; other sessions may be tokenizing at the same time, so it gets
+        # a copy of its own (a fast tokenizer is not safe to share between threads).
+        with handle.private_tokenizer() as tokenizer:
+            masker = shap.maskers.Text(tokenizer)
+            explainer = shap.Explainer(lambda xs: handle.predict_proba(list(xs)), masker,
+                                       algorithm="partition", output_names=[handle.label_name(i) for i in
+                                                                            range(handle.num_labels)])
+            sv = explainer([explained], max_evals=config.max_evals, batch_size=config.batch_size, silent=True)
         values = np.asarray(sv.values[0], dtype=float)  # (tokens, classes)
         if values.shape[0] != len(enc.tokens):
             raise ExplainerError(f"SHAP split the text into {values.shape[0]} tokens, the model into "

@@ -165,7 +165,8 @@ class ModelHandle:
         if not text or not text.strip():
             raise EmptyTextError("The text is empty. Type or paste some text to explain.")
         limit = self.max_length if max_tokens is None else max(2, min(self.max_length, int(max_tokens)))
-        with self._tokenizer_lock:
+        # Shared use too: a hook-based explainer reads the tokenizer (baseline ids) while it holds the model.
+        with self.use(), self._tokenizer_lock:
             enc = self.tokenizer(
                 text,
                 truncation=True,
@@ -175,6 +176,7 @@ class ModelHandle:
                 return_overflowing_tokens=False,
             )
             n_full = len(self.tokenizer(text, truncation=False, add_special_tokens=True)["input_ids"])
+            tokens = self.tokenizer.convert_ids_to_tokens(list(enc["input_ids"]))
         ids = list(enc["input_ids"])
         special = [bool(s) for s in enc["special_tokens_mask"]]
         offsets = [(int(a), int(b)) if not s else (0, 0) for (a, b), s in zip(enc["offset_mapping"], special)]
@@ -184,7 +186,7 @@ class ModelHandle:
         return Encoded(
             input_ids=torch.tensor([ids], device=self.device),
             attention_mask=torch.ones((1, len(ids)), dtype=torch.long, device=self.device),
-            tokens=self.tokenizer.convert_ids_to_tokens(ids),
+            tokens=tokens,
             offsets=offsets,
             special=special,
             truncated=n_full > len(ids),
@@ -225,14 +227,16 @@ class ModelHandle:
             return out
         bs = batch_size or self.batch_size
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        with self.use(), torch.inference_mode():
+        # Shared use batch by batch: a hook-based explainer waiting for the model goes in between batches.
+        with torch.inference_mode():
             for start in range(0, len(order), bs):
                 idx = order[start:start + bs]
-                with self._tokenizer_lock:
-                    enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                         max_length=self.max_length, return_tensors="pt").to(self.device)
-                self._count(enc["input_ids"].shape)
-                logits = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
+                with self.use():
+                    with self._tokenizer_lock:
+                        enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                                             max_length=self.max_length, return_tensors="pt").to(self.device)
+                    self._count(enc["input_ids"].shape)
+                    logits = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
                 out[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
         return out
 

@@ -8,8 +8,8 @@ import streamlit as st
 import explainers
 from dashboard import services, state
 from dashboard.components import charts
-from dashboard.components.highlight import CSS, highlight_html, legend_html, scale_of
-from dashboard.components.sidebar import md, page_setup
+from dashboard.components.highlight import CSS, esc_md, highlight_html, legend_html, scale_of
+from dashboard.components.sidebar import page_setup
 from explainers.metrics import drift
 from model_zoo import LoupeError, ModelLoadError
 
@@ -17,29 +17,49 @@ current = page_setup("Compare models")
 st.caption("The same text through several models — a base and its fine-tuned version, fp32 and int8 — with "
            "each explainer's attributions on one colour scale, and how far the explanation drifted.")
 
+DEFAULT_METHODS = ("ig", "lime")
 ids = [c["id"] for c in state.store_models()]
-qp = st.query_params
+all_methods = {e.name: e.title for e in explainers.REGISTRY.values()}
+# A link fills the page; nothing runs until Compare is pressed.
 if not st.session_state.get("loupe_cmp_qp"):
     st.session_state["loupe_cmp_qp"] = True
-    if qp.get("models"):
-        st.session_state["loupe_cmp_models"] = [m for m in qp["models"].split(",") if m in ids]
-    if qp.get("text"):
-        st.session_state["loupe_cmp_text"] = qp["text"]
-        st.session_state["loupe_cmp_run"] = True
-    if qp.get("methods"):
-        st.session_state["loupe_cmp_methods"] = qp["methods"].split(",")
+    link = services.read_link(st.query_params.to_dict(), all_methods, models=ids)
+    if link.models is not None:
+        st.session_state["loupe_cmp_models"] = link.models
+    if link.methods is not None:
+        st.session_state["loupe_cmp_methods"] = link.methods
+    if link.text is not None:
+        st.session_state["loupe_cmp_text"] = link.text
+        n_models = len(link.models or ids[:2])
+        blocker = services.autorun_blocker(link, n_models * len(link.methods or DEFAULT_METHODS), n_models)
+        st.session_state["loupe_cmp_pending" if blocker else "loupe_cmp_run"] = blocker or True
+    st.session_state["loupe_cmp_notes"] = services.link_message(link)
+if st.session_state.get("loupe_cmp_notes"):
+    st.warning(st.session_state["loupe_cmp_notes"], icon="🔗")
 default_models = [m for m in [st.session_state.get(state.MODEL)] if m in ids] + [m for m in ids][:2]
 st.session_state.setdefault("loupe_cmp_models", list(dict.fromkeys(default_models))[:2])
 st.session_state.setdefault("loupe_cmp_text", st.session_state.get(state.TEXT) or "")
-st.session_state.setdefault("loupe_cmp_methods", ["ig", "lime"])
+st.session_state.setdefault("loupe_cmp_methods", list(DEFAULT_METHODS))
 
+st.session_state["loupe_cmp_models"] = [m for m in st.session_state["loupe_cmp_models"] if m in ids]
+st.session_state["loupe_cmp_methods"] = [m for m in st.session_state["loupe_cmp_methods"] if m in all_methods]
+if len(st.session_state["loupe_cmp_text"]) > services.text_limit():
+    st.session_state["loupe_cmp_text"] = ""
 models = st.multiselect("Models (the first is the reference)", ids, key="loupe_cmp_models",
                         help="Models in the store. Drift is measured against the first one.")
-text = st.text_area("Text", key="loupe_cmp_text", height=100)
-all_methods = {e.name: e.title for e in explainers.REGISTRY.values()}
+text = st.text_area("Text", key="loupe_cmp_text", height=100, max_chars=services.text_limit())
 methods = st.multiselect("Explainers", list(all_methods), format_func=all_methods.get, key="loupe_cmp_methods")
 run = st.button("Compare", type="primary", disabled=len(models) < 2 or not methods)
+if st.session_state.get("loupe_cmp_pending") and not run:
+    st.info("Opened from a link: the models, text and explainers are filled in, and nothing has run yet. "
+            f"{st.session_state['loupe_cmp_pending']} Press **Compare** to run them.", icon="🔗")
 if run or st.session_state.pop("loupe_cmp_run", False):
+    st.session_state.pop("loupe_cmp_pending", None)
+    st.session_state.pop("loupe_cmp_notes", None)
+    too_long = services.check_text(text)
+    if too_long:
+        st.error(too_long)
+        st.stop()
     if not text.strip():
         st.warning("The text is empty. Type or paste some text to compare.")
         st.stop()
@@ -58,7 +78,7 @@ for m in models:
     try:
         handles[m] = state.get_handle(m)
     except ModelLoadError as err:
-        st.error(f"{m}: {err}")
+        st.error(f"{esc_md(m)}: {esc_md(err)}")
 if len(handles) < 2:
     st.stop()
 
@@ -68,7 +88,7 @@ cols = st.columns(len(handles))
 preds = {}
 for col, (m, h) in zip(cols, handles.items()):
     with col:
-        st.markdown(f"**{md(m)}**")
+        st.markdown(f"**{esc_md(m)}**")
         probs = state.predict(h, text)
         preds[m] = probs
         labels = [h.label_name(i) for i in range(h.num_labels)]
@@ -78,16 +98,20 @@ for col, (m, h) in zip(cols, handles.items()):
 reference = models[0]
 drift_rows = []
 for method in methods:
-    st.markdown(f"#### {md(all_methods.get(method, method))}")
+    st.markdown(f"#### {esc_md(all_methods.get(method, method))}")
     results = {}
     for m, h in handles.items():
         if not explainers.get(method).supports(h):
             continue
-        with st.spinner(f"{all_methods[method]} on {m}…"):
+        with st.spinner(f"{esc_md(all_methods[method])} on {esc_md(m)}…"):
+            waiting = st.empty()
             try:
-                results[m] = services.run_one(h, services.ExplainRequest(state.model_key(h), text, [method]), method)
+                results[m] = services.run_one(h, services.ExplainRequest(state.model_key(h), text, [method]), method,
+                                              on_wait=lambda message, box=waiting: box.info(message, icon="⏳"))
             except LoupeError as err:
-                st.error(f"{m}: {err}")
+                st.error(f"{esc_md(m)}: {esc_md(err)}")
+            finally:
+                waiting.empty()
     if not results:
         continue
     shared = max(scale_of(a) for a in results.values())  # one colour scale across the models
@@ -95,7 +119,8 @@ for method in methods:
     st.markdown(legend_html(first.target_label, first.signed), unsafe_allow_html=True)
     for col, (m, a) in zip(st.columns(len(results)), results.items()):
         with col:
-            st.caption(f"{m} · explains {a.target_label} · {a.cost.passes} passes, {a.cost.seconds:.2f} s")
+            st.caption(f"{esc_md(m)} · explains {esc_md(a.target_label)} · {a.cost.passes} passes, "
+                       f"{a.cost.seconds:.2f} s")
             st.markdown(highlight_html(a, "words", shared), unsafe_allow_html=True)
     if reference in results:
         for m, a in results.items():
@@ -109,7 +134,7 @@ for method in methods:
 
 if drift_rows:
     st.divider()
-    st.markdown(f"#### Drift against {md(reference)}", help="Rank correlation of word scores and overlap of the "
+    st.markdown(f"#### Drift against {esc_md(reference)}", help="Rank correlation of word scores and overlap of the "
                 "top-k words between the reference model's explanation and each other model's (1.0 = same).")
     st.dataframe(pd.DataFrame(drift_rows), hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.3f")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import html
+from collections.abc import Callable, Iterator
 
 import pandas as pd
 import streamlit as st
@@ -10,8 +13,8 @@ import streamlit as st
 import explainers
 from dashboard import report, services, state
 from dashboard.components import charts, quality
-from dashboard.components.highlight import CSS, highlight_html, legend_html
-from dashboard.components.sidebar import md, page_setup
+from dashboard.components.highlight import CSS, esc_md, highlight_html, legend_html, visible
+from dashboard.components.sidebar import page_setup
 from dashboard.components.widgets import config_widgets
 from explainers import Attribution
 from explainers.attention import bertviz_html
@@ -27,19 +30,23 @@ if handle is None:
 choices = services.method_choices(handle)
 labels = [handle.label_name(i) for i in range(handle.num_labels)]
 
-# --- permalink: query params seed the widgets once per session ---------------------------------
-qp = st.query_params
+# --- permalink: query params seed the widgets once per session (checked, clamped and said by read_link) ----
 if not st.session_state.get("loupe_qp_applied"):
     st.session_state["loupe_qp_applied"] = True
-    if qp.get("text"):
-        st.session_state[state.TEXT] = qp["text"]
-        st.session_state["loupe_autorun"] = True
-    if qp.get("methods"):
-        st.session_state[state.METHODS] = [m for m in qp["methods"].split(",") if m in choices]
-    if qp.get("target", "").isdigit() and int(qp["target"]) < handle.num_labels:
-        st.session_state[state.TARGET] = int(qp["target"])
-    for key, value in services.config_state(qp.get("cfg", ""), choices).items():
-        st.session_state[key] = value
+    link = services.read_link(st.query_params.to_dict(), choices, handle.num_labels)
+    if link.text is not None:
+        st.session_state[state.TEXT] = link.text
+        # A link runs on open only what the Explain button would with the defaults, on a short text.
+        blocker = services.autorun_blocker(link, len(link.methods or services.default_methods(handle)))
+        st.session_state[state.LINK_PENDING if blocker else "loupe_autorun"] = blocker or True
+    if link.methods is not None:
+        st.session_state[state.METHODS] = link.methods
+    if link.target is not None:
+        st.session_state[state.TARGET] = link.target
+    st.session_state.update(link.settings)
+    st.session_state[state.LINK_NOTES] = services.link_message(link)
+if st.session_state.get(state.LINK_NOTES):
+    st.warning(st.session_state[state.LINK_NOTES], icon="🔗")
 st.session_state.setdefault(state.TEXT, "")
 st.session_state.setdefault(state.METHODS, services.default_methods(handle))
 st.session_state[state.METHODS] = [m for m in st.session_state[state.METHODS] if m in choices]
@@ -51,20 +58,31 @@ def _set_text(text: str) -> None:
     st.session_state[state.TEXT] = text
 
 
+@contextlib.contextmanager
+def _wait_box() -> Iterator[Callable[[str], None]]:
+    """Where a request says it is waiting (its place in line, or for the model); cleared once it is done."""
+    box = st.empty()
+    try:
+        yield lambda message: box.info(message, icon="⏳")
+    finally:
+        box.empty()
+
+
 # --- input ------------------------------------------------------------------------------------------
 left, right = st.columns([3, 2], gap="large")
 with left:
-    st.text_area("Text to explain", key=state.TEXT, height=130, max_chars=20_000,
+    st.text_area("Text to explain", key=state.TEXT, height=130, max_chars=services.text_limit(),
                  placeholder="Type or paste a sentence, or pick an example below.")
     examples = state.example_sentences()
     if examples:
         st.caption("Examples from the Rotten Tomatoes test split:")
         cols = st.columns(3)
         for i, example in enumerate(examples):
-            cols[i % 3].button(example[:48] + "…" if len(example) > 48 else example, key=f"loupe_ex{i}",
-                               on_click=_set_text, args=(example,), help=example, width="stretch")
+            cols[i % 3].button(esc_md(example[:48] + "…" if len(example) > 48 else example), key=f"loupe_ex{i}",
+                               on_click=_set_text, args=(example,), help=esc_md(example), width="stretch")
 text = st.session_state[state.TEXT]
-has_text = bool(text and text.strip())
+too_long = services.check_text(text or "")
+has_text = bool(text and text.strip()) and not too_long
 
 with right:
     st.markdown("**Prediction**")
@@ -73,8 +91,10 @@ with right:
         try:
             probs = state.predict(handle, text)
         except LoupeError as err:
-            st.error(str(err))
-    if probs is None:
+            st.error(esc_md(err))
+    if too_long:
+        st.error(too_long)
+    elif probs is None:
         st.caption("Type some text to see the model's prediction.")
     else:
         predicted = max(range(len(probs)), key=probs.__getitem__)
@@ -108,8 +128,16 @@ if methods:
                 configs[m] = config_widgets(explainers.get(m).Config, f"{state.CONFIG_PREFIX}.{m}")
 
 clicked = st.button("Explain", type="primary", disabled=not methods)
+if st.session_state.get(state.LINK_PENDING) and not clicked:
+    st.info(f"Opened from a link: the text and settings are filled in, and nothing has run yet. "
+            f"{st.session_state[state.LINK_PENDING]} Press **Explain** to run the {len(methods)} "
+            f"explainer{'s' if len(methods) != 1 else ''}.", icon="🔗")
 if clicked or st.session_state.pop("loupe_autorun", False):
-    if not has_text:
+    st.session_state.pop(state.LINK_PENDING, None)
+    st.session_state.pop(state.LINK_NOTES, None)
+    if too_long:  # said beside the prediction
+        st.session_state.pop(state.RESULTS, None)
+    elif not has_text:
         st.warning("The text is empty. Type or paste some text to explain.")
         st.session_state.pop(state.RESULTS, None)
     else:
@@ -132,7 +160,7 @@ if req is None or req.model_key != state.model_key(handle):
 # --- results ----------------------------------------------------------------------------------------
 def render_card(a: Attribution) -> None:
     explainer = explainers.get(a.method)
-    st.markdown(f"#### {md(explainer.title)}", help=explainer.description)
+    st.markdown(f"#### {esc_md(explainer.title)}", help=explainer.description)
     facts = [f"{a.cost.passes} model passes", f"{a.cost.seconds:.2f} s"]
     if "convergence_delta" in a.extras:
         facts.append(f"convergence δ {a.extras['convergence_delta']:.2g}")
@@ -141,9 +169,10 @@ def render_card(a: Attribution) -> None:
     st.caption(" · ".join(facts))
     st.markdown(highlight_html(a, granularity), unsafe_allow_html=True)
     try:
-        faith = state.faithfulness(handle, a)
+        with _wait_box() as on_wait:
+            faith = services.faithfulness(handle, a, on_wait=on_wait)
     except LoupeError as err:
-        st.caption(f"Faithfulness not available: {err}")
+        st.caption(f"Faithfulness not available: {esc_md(err)}")
     else:
         faiths[a.method] = faith
         st.markdown(quality.faithfulness_line(faith), unsafe_allow_html=True,
@@ -156,8 +185,9 @@ def render_card(a: Attribution) -> None:
         badges[a.method] = st.empty()
     if a.method == "attention":
         render_attention(a)
-    rows = [(w.text, w.score) for w in a.words] if granularity == "words" else [
-        (t, s) for t, s, sp in zip(a.tokens, a.scores, a.special) if not sp]
+    # Shown as the model reads them: direction-control and zero-width characters as visible markers.
+    rows = [(visible(w.text), w.score) for w in a.words] if granularity == "words" else [
+        (visible(t), s) for t, s, sp in zip(a.tokens, a.scores, a.special) if not sp]
     # Ranked as top_words ranks: highest score first, so a signed method lists what pushes toward the target.
     table = pd.DataFrame(rows, columns=["token", "score"])
     table = table.iloc[rank_order(table["score"].to_numpy())].head(15)
@@ -179,16 +209,17 @@ def render_attention(a: Attribution) -> None:
     if att is None:
         return
     heads, model_view, grid = st.tabs(["Head view", "Model view", "Layer × head"])
+    shown_tokens = dataclasses.replace(a, tokens=tuple(visible(t) for t in a.tokens))
     with heads:
-        _iframe(bertviz_html(a, "head"), 520)
+        _iframe(bertviz_html(shown_tokens, "head"), 520)
     with model_view:
-        _iframe(bertviz_html(a, "model"), 620)
+        _iframe(bertviz_html(shown_tokens, "model"), 620)
     with grid:
         positions = [i for i, sp in enumerate(a.special) if not sp]
         default = max(positions, key=lambda i: a.scores[i]) if positions else 0
         idx = st.selectbox("Token that [CLS] attends to", positions, index=positions.index(default) if positions else 0,
-                           format_func=lambda i: f"{i}: {a.tokens[i]}", key=f"loupe_head_tok_{a.method}")
-        st.plotly_chart(charts.head_heatmap(att, idx, a.tokens[idx]), width="stretch",
+                           format_func=lambda i: f"{i}: {visible(a.tokens[i])}", key=f"loupe_head_tok_{a.method}")
+        st.plotly_chart(charts.head_heatmap(att, idx, visible(a.tokens[idx])), width="stretch",
                         key=f"loupe_heat_{a.method}")
 
 
@@ -206,9 +237,10 @@ for row in rows:
         with where:
             with st.spinner(f"Running {choices[method]}…"):
                 try:
-                    a = services.run_one(handle, req, method)
+                    with _wait_box() as on_wait:
+                        a = services.run_one(handle, req, method, on_wait=on_wait)
                 except LoupeError as err:
-                    st.error(f"{choices[method]}: {err}")
+                    st.error(f"{esc_md(choices[method])}: {esc_md(err)}")
                     continue
             render_card(a)
             done.append(a)
@@ -216,18 +248,20 @@ for row in rows:
             first = a
             with top:
                 if a.truncated:
-                    st.warning(f"Truncated at {handle.max_length} tokens: the grey tail of the text was not "
+                    st.warning(f"Truncated at {len(a.tokens)} tokens: the grey tail of the text was not "
                                "seen by the model or the explainers.")
                 st.markdown(legend_html(a.target_label, True) + legend_html(a.target_label, False),
                             unsafe_allow_html=True)
 
 for a in done:
     if a.method in badges:
-        with badges[a.method], st.spinner("Sanity check: explaining a randomised model…"):
+        badge = badges[a.method]
+        with badge, st.spinner("Sanity check: explaining a randomised model…"):
             try:
-                st.markdown(quality.sanity_badge(state.sanity(handle, a)), unsafe_allow_html=True)
+                result = services.sanity(handle, a, on_wait=lambda m, box=badge: box.info(m, icon="⏳"))
+                st.markdown(quality.sanity_badge(result), unsafe_allow_html=True)
             except LoupeError as err:
-                st.caption(f"Sanity check not available: {md(err)}")
+                st.caption(f"Sanity check not available: {esc_md(err)}")
 
 if len(done) > 1:
     st.divider()
@@ -266,7 +300,7 @@ if done:
             st.session_state["loupe_png"] = services.report_png(page_html)
         except (OSError, RuntimeError, ImportError) as err:
             st.session_state.pop("loupe_png", None)
-            st.error(f"Could not take the screenshot: {err}")
+            st.error(f"Could not take the screenshot: {esc_md(err)}")
     if st.session_state.get("loupe_png"):
         c3.download_button("Download PNG", st.session_state["loupe_png"], file_name="loupe-report.png",
                            mime="image/png", width="stretch")

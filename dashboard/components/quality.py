@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from dashboard.components.charts import _plain
-from dashboard.components.sidebar import md
+from dashboard.components.highlight import esc_html, esc_md
 from explainers import Attribution
 from explainers.metrics import Faithfulness, agreement
 
@@ -39,8 +38,8 @@ def sanity_badge(r: Any) -> str:
     else:
         colour, label = "#b42318", f"sanity ✗ ρ {r.final:.2f}"
     return (f"<div style='font-size:.85rem;margin:.1rem 0 .4rem'><span style='background:{colour};color:white;"
-            f"border-radius:4px;padding:1px 6px;margin-right:.4rem'>{html.escape(label)}</span>"
-            f"{html.escape(r.sentence())}</div>")
+            f"border-radius:4px;padding:1px 6px;margin-right:.4rem'>{esc_html(label)}</span>"
+            f"{esc_html(r.sentence())}</div>")
 
 
 def agreement_matrix(attributions: Sequence[Attribution], titles: dict[str, str]) -> tuple[go.Figure, list[str]]:
@@ -55,9 +54,9 @@ def agreement_matrix(attributions: Sequence[Attribution], titles: dict[str, str]
             z[i, j] = ag.spearman if ag.spearman is not None else np.nan
             if i < j and ag.top_k_overlap < 0.5:
                 # Words and titles come from the user's text and the model: escaped, never Markdown.
-                top_i = ", ".join(md(w.text) for w in attributions[i].top_words(ag.k))
-                top_j = ", ".join(md(w.text) for w in attributions[j].top_words(ag.k))
-                flags.append(f"**{md(names[i])}** and **{md(names[j])}** disagree on their top {ag.k} words "
+                top_i = ", ".join(esc_md(w.text) for w in attributions[i].top_words(ag.k))
+                top_j = ", ".join(esc_md(w.text) for w in attributions[j].top_words(ag.k))
+                flags.append(f"**{esc_md(names[i])}** and **{esc_md(names[j])}** disagree on their top {ag.k} words "
                              f"(overlap {ag.top_k_overlap:.0%}): {top_i} vs {top_j}.")
     fig = go.Figure(go.Heatmap(z=z, x=[_plain(x) for x in names], y=[_plain(x) for x in names], zmin=-1, zmax=1,
                                colorscale="RdBu", text=np.vectorize(lambda v: "" if np.isnan(v) else f"{v:.2f}")(z),

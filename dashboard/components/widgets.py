@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import streamlit as st
@@ -12,16 +13,27 @@ from explainers import config_fields
 def config_widgets(config_cls: type, key: str, values: dict[str, Any] | None = None) -> Any:
     """Draw one widget per field of ``config_cls`` and return an instance with the chosen values.
 
-    A value already in session state (e.g. from a permalink) wins over ``values`` and the field default.
+    A value already in session state (e.g. from a permalink) wins over ``values`` and the field default. Numeric
+    widgets stop at the limit in force on this server (``config_fields``' ``max``), and a value outside the
+    range is brought within it first (Streamlit refuses a widget whose value is out of its range).
     """
     values = values or {}
     chosen: dict[str, Any] = {}
     for spec in config_fields(config_cls):
         name, default = spec["name"], values.get(spec["name"], spec["default"])
         wkey = f"{key}.{name}"
+        help_text = spec.get("help")
+        if spec.get("declared_max") is not None and spec["max"] < spec["declared_max"]:
+            help_text = f"{help_text} (at most {spec['max']:,} on this server)"
         # Streamlit warns when a widget gets both a default and a session-state value: pass one only.
-        common: dict[str, Any] = {"label": name.replace("_", " "), "help": spec.get("help"), "key": wkey}
+        common: dict[str, Any] = {"label": name.replace("_", " "), "help": help_text, "key": wkey}
         preset = wkey in st.session_state
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            low, high = spec.get("min", -math.inf), spec.get("max", math.inf)
+            default = min(max(default, low), high)
+            current = st.session_state.get(wkey)
+            if isinstance(current, (int, float)) and not isinstance(current, bool) and not low <= current <= high:
+                st.session_state[wkey] = min(max(current, low), high)
         if "choices" in spec:
             choices = list(spec["choices"])
             if not preset:
