@@ -4,13 +4,15 @@ Each session is a thread that calls the service the Explain page calls (``dashbo
 IG and then SHAP on its own Rotten Tomatoes test sentence, all starting together, as eight people pressing
 Explain at the same moment would. Three configurations, each in a fresh process (so peak RSS is its own):
 
-- ``before``: the code at git ``HEAD`` (one global lock per model around every explanation and pass), run
-  from a scratch copy made with ``git archive`` (the working tree is not touched);
-- ``after``: this tree, with its defaults (``LOUPE_MAX_RUNNING``: as many at once as CPUs, 2 to 8; one per
-  session; IG holds the model alone, SHAP shares it pass by pass);
+- ``before``: the code before the readers-writer gate (one global lock per model around every explanation
+  and pass): by default the parent of the first commit whose ``model_zoo/handle.py`` uses the gate
+  (``--before REF`` to choose), run from a scratch copy made with ``git archive`` (the working tree is not
+  touched);
+- ``after``: this tree, with its defaults (``LOUPE_MAX_RUNNING=4`` at once, one per session; IG holds the
+  model alone, SHAP shares it pass by pass);
 - ``after, 8 slots``: this tree with ``LOUPE_MAX_RUNNING=8``.
 
-    python bench/concurrency.py [--sessions 8] [--methods ig,shap] [--model PATH] [--repeat 2]
+    python bench/concurrency.py [--sessions 8] [--methods ig,shap] [--model PATH] [--repeat 2] [--before REF]
     python bench/concurrency.py --long-evals 2000    # one long SHAP first: do the others wait for it?
 """
 
@@ -91,6 +93,13 @@ def _run(label: str, code_root: Path, args: argparse.Namespace, env: dict[str, s
     return {"code": label, **json.loads(lines[-1])}
 
 
+def _before_ref() -> str:
+    """The commit before the readers-writer gate came in (HEAD when there is no such commit)."""
+    out = subprocess.run(["git", "-C", str(ROOT), "log", "--reverse", "--format=%H", "-S", "gate_for", "--",
+                          "model_zoo/handle.py"], capture_output=True, text=True, check=False).stdout.split()
+    return f"{out[0]}^" if out else "HEAD"
+
+
 def _argv(args: argparse.Namespace) -> list[str]:
     return ["--worker", "--sessions", str(args.sessions), "--methods", args.methods, "--model", args.model,
             "--long-evals", str(args.long_evals)]
@@ -108,6 +117,7 @@ def main() -> None:
                         help="session 0 runs one SHAP with this many evaluations instead; the other sessions start "
                              "1 s later (their times are the table's; 0: all sessions alike)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each configuration, interleaved (medians)")
+    parser.add_argument("--before", default="", help="git ref of the 'before' code (default: see above)")
     args = parser.parse_args()
     # bench/explainers.py would shadow the `explainers` package: bench/ out, the code to measure first.
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
@@ -127,10 +137,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         if "before" in only:
             packages = ["dashboard", "explainers", "model_zoo"]
-            archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD", *packages],
+            ref = args.before or _before_ref()
+            archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, *packages],
                                      capture_output=True, check=True).stdout
             subprocess.run(["tar", "-x", "-C", scratch], input=archive, check=True)
-        configs = {"before": ("before (HEAD: one lock per model)", Path(scratch), {}),
+        configs = {"before": ("before (one lock per model)", Path(scratch), {}),
                    "after": (f"after (default: max {MAX_RUNNING} running)", ROOT, {"LOUPE_MAX_RUNNING": ""}),
                    "after8": ("after (max 8 running)", ROOT, {"LOUPE_MAX_RUNNING": "8"})}
         for _ in range(args.repeat):

@@ -13,8 +13,8 @@ environment on each call (cheap), so an operator changes them with a restart and
   setting. Each Config field declares its own ``max`` (and may declare a tighter ``hosted_max``); an entry here
   replaces the hosted default but never goes past the declared ``max``.
 - ``LOUPE_MAX_RUNNING`` / ``LOUPE_SESSION_RUNNING``: explanations that run at once in the whole server
-  (default: the number of CPUs, at least 2 and at most 8) and per session (default 1); the rest wait in
-  line, first come first served (see :mod:`model_zoo.concurrency`).
+  (default 4) and per session (default 1); the rest wait in line, first come first served (see
+  :mod:`model_zoo.concurrency`).
 
 Broken values are logged and ignored (the defaults, which are safe, apply).
 """
@@ -37,7 +37,9 @@ log = logging.getLogger(__name__)
 TEXT_CHARS = 20_000
 HOSTED_TEXT_CHARS = 5_000
 HOSTED_EXPLAIN_TOKENS = 256
-MAX_RUNNING = min(8, max(2, os.cpu_count() or 2))  # CPU-bound work gains nothing from more at once
+# Four at once: a long run holds one place and the others go on (on 2 CPUs, 8 sessions with a long SHAP
+# first: 17 s median with 4 places, 73 s with 2; bench/concurrency.py); more only adds memory.
+MAX_RUNNING = 4
 SESSION_RUNNING = 1
 
 
