@@ -154,7 +154,7 @@ def _sanity(key: str, text: str, method: str, config: str, target: int, _handle:
             _attribution: Attribution) -> Any:
     from explainers.sanity import randomisation_check
 
-    return randomisation_check(_handle, _attribution, explainers.get(method).Config(**json.loads(config)))
+    return randomisation_check(_handle, _attribution)  # with the settings the attribution was made with
 
 
 def sanity(handle: ModelHandle, attribution: Attribution) -> Any:

@@ -167,7 +167,7 @@ def randomisation_check(handle: ModelHandle, original: Attribution, config: Any 
     Args:
         handle: the model that ``original`` explains.
         original: the explanation to check; its method, text and target are reused.
-        config: the explainer's Config used for ``original`` (default: the explainer's defaults).
+        config: the explainer's Config (default: the settings ``original`` was made with, its ``params``).
         depths: which cumulative steps to take (1 = head only ... ``len(stages)`` = every weight);
             default: only the last, every weight randomised.
         seed: seed of the re-drawn weights.
@@ -175,6 +175,7 @@ def randomisation_check(handle: ModelHandle, original: Attribution, config: Any 
         :class:`SanityResult`, one correlation per depth.
     """
     explainer = get(original.method)
+    config = config if config is not None else explainer.Config(**original.params)
     names = step_names(handle)
     depths = [len(names)] if depths is None else sorted(set(int(d) for d in depths))
     rho_abs, rho, passes, seconds = [], [], 0, 0.0

@@ -192,3 +192,10 @@ def test_sanity_check_catches_an_explainer_that_ignores_the_model(ground_truth_h
         assert r.final == pytest.approx(1.0) and r.passed is False and "Barely depends" in r.sentence()
     finally:
         del base.REGISTRY[fake.name]
+
+
+def test_sanity_check_reuses_the_settings_of_the_explanation(ground_truth_handle) -> None:  # type: ignore[no-untyped-def]
+    """Without a config, the randomised model is explained with the settings the original was made with."""
+    a = _explain(ground_truth_handle, "ig", SENTENCES[0])  # 16 steps in one batch, not the default 50 in two
+    r = randomisation_check(ground_truth_handle, a)
+    assert r.passes == a.cost.passes
