@@ -19,6 +19,7 @@ from typing import Any
 import explainers
 from dashboard import state
 from dashboard.components.highlight import esc_md
+from dashboard.components.widgets import config_fields
 from explainers.base import default_config
 from model_zoo import ModelHandle, limits
 from model_zoo.concurrency import WorkQueue
@@ -201,7 +202,7 @@ def _settings(raw: str, methods: Mapping[str, str], notes: list[str], costlier: 
         if not isinstance(values, dict):
             notes.append(f"Settings for {esc_md(method)} are not a list of fields; its defaults are used.")
             continue
-        fields = {f["name"]: f for f in explainers.config_fields(explainers.get(method).Config, method)}
+        fields = {f["name"]: f for f in config_fields(explainers.get(method).Config, method)}
         for name, value in values.items():
             spec, key = fields.get(name), f"{method}.{name}"
             if spec is None:

@@ -18,8 +18,8 @@ from explainers.base import (
     ExplainerError,
     Word,
     available,
-    config_fields,
     get,
+    make_config,
     register,
 )
 
@@ -43,7 +43,7 @@ __all__ = [
     "ExplainerError",
     "Word",
     "available",
-    "config_fields",
     "get",
+    "make_config",
     "register",
 ]

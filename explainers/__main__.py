@@ -1,18 +1,22 @@
-"""CLI: ``python -m explainers explain --model M --text "..." --methods ig,shap,lime,attention --json``."""
+"""CLI: ``python -m explainers explain | evaluate | compress`` (each subcommand registered by its module).
+
+``python -m explainers explain --model M --text "..." --methods ig,shap,lime,attention --json``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from typing import Any
 
-from model_zoo import DEFAULT_MODEL_ID
-from model_zoo.errors import run_cli
+from explainers import compression_report, evaluation
+from model_zoo import DEFAULT_MODEL_ID, cli
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
     import explainers
-    from explainers.evaluation import make_config, parse_overrides
+    from explainers.evaluation import parse_overrides
     from model_zoo import limits, load
 
     limits.check_text(args.text)  # before loading the model: a refused text costs nothing
@@ -21,7 +25,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         explainers.get(m)  # an unknown name fails here, with the known ones listed
     overrides = parse_overrides(args.config, methods)
     handle = load(args.model, device=args.device)
-    results = [explainers.get(m).explain(handle, args.text, args.target, make_config(m, overrides.get(m)))
+    results = [explainers.get(m).explain(handle, args.text, args.target, explainers.make_config(m, overrides.get(m)))
                for m in methods]
     checks = {}
     if args.sanity:
@@ -43,9 +47,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m explainers", description="Explain a prediction.")
-    sub = parser.add_subparsers(dest="command", required=True)
+@cli.command("explainers", "explain")
+def _add_explain(sub: Any) -> None:
     p = sub.add_parser("explain", help="explain one text and print the attributions")
     p.add_argument("--model", default=DEFAULT_MODEL_ID)
     p.add_argument("--text", required=True)
@@ -60,13 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sanity", action="store_true",
                    help="also run the model-randomisation sanity check (one more explanation per method)")
     p.set_defaults(func=cmd_explain)
-    try:  # `evaluate` lives beside the dataset evaluation it runs
-        from explainers.evaluation import add_cli
-    except ImportError:
-        pass
-    else:
-        add_cli(sub)
-    return run_cli(parser.parse_args(argv))
+
+
+def main(argv: list[str] | None = None) -> int:
+    assert compression_report and evaluation  # their modules register `compress` and `evaluate`
+    return cli.main("explainers", "Explain predictions, rank explainers, compare compressed variants.", argv)
 
 
 if __name__ == "__main__":

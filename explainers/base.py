@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import re
 import time
 from collections.abc import Sequence
@@ -13,17 +12,21 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from model_zoo import limits
+from model_zoo import limits, spec
 from model_zoo.errors import EmptyTextError, LoupeError
 from model_zoo.handle import Encoded, ModelHandle
-from model_zoo.limits import BudgetError
+from model_zoo.registry import Registry
 
 
 class ExplainerError(LoupeError):
     """An explanation could not be made (bad target, unsupported model, bad config)."""
 
 
-class SettingOverBudgetError(ExplainerError, BudgetError):
+class ExplainerConfigError(ExplainerError, spec.ConfigError):
+    """An explainer setting is unknown or has a bad value."""
+
+
+class SettingOverBudgetError(ExplainerConfigError, spec.SettingOverBudgetError):
     """A setting is above this server's limit for it (``LOUPE_LIMITS``, the hosted default, or the field's max)."""
 
 
@@ -130,78 +133,32 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def _method_of(config_cls: type) -> str | None:
-    return next((e.name for e in REGISTRY.values() if e.Config is config_cls), None)
-
-
-def config_fields(config_cls: type, method: str | None = None,
-                  budget: limits.Budget | None = None) -> list[dict[str, Any]]:
-    """Describe a Config dataclass for UIs: name, type, default, help, min, max, choices.
-
-    ``max`` is the limit in force on this server (see :mod:`model_zoo.limits`): the field's declared
-    ``max`` (kept as ``declared_max``), tightened by its ``hosted_max`` in hosted mode and by the operator's
-    ``LOUPE_LIMITS`` entry ``"method.field"``. A default above that limit comes down to it. ``method``
-    defaults to the registered explainer whose Config this is.
-    """
-    budget = budget or limits.current()
-    method = method or _method_of(config_cls)
-    out = []
-    for f in dataclasses.fields(config_cls):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc,operator]
-        spec: dict[str, Any] = {"name": f.name, "type": type(default), "default": default, **dict(f.metadata)}
-        numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
-        if numeric and ("max" in spec or "hosted_max" in spec):
-            cap = budget.setting_cap(f"{method}.{f.name}" if method else "", spec.get("max"), spec.get("hosted_max"))
-            if cap is not None:
-                cap = max(cap, spec.get("min", cap))  # an operator's cap below the minimum means the minimum
-                spec["declared_max"] = spec.get("max")
-                spec["max"] = int(cap) if isinstance(default, int) else float(cap)
-                spec["default"] = min(default, spec["max"])
-        out.append(spec)
-    return out
-
-
-def default_config(method: str) -> Any:
+def default_config(name: str) -> Any:
     """The explainer's Config with every default brought within this server's limits."""
-    explainer = get(method)
-    return explainer.Config(**{s["name"]: s["default"] for s in config_fields(explainer.Config, method)})
+    return spec.defaults(get(name).Config, name)
 
 
-def _typed(spec: dict[str, Any], value: Any) -> bool:
-    kind = spec["type"]
-    if spec["default"] is None:  # no declared type to check against
-        return True
-    if kind is bool:
-        return isinstance(value, bool)
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    return isinstance(value, kind)
+def make_config(name: str, values: Any = None) -> Any:
+    """An explainer's Config from None (the defaults within this server's limits), an instance or a dict, checked.
+
+    Raises:
+        ExplainerConfigError: an unknown field or a bad value (an ``ExplainerError``).
+        SettingOverBudgetError: a value over its limit (also a ``model_zoo.limits.BudgetError``).
+    """
+    if values is None:
+        return default_config(name)
+    return spec.build(get(name).Config, values, name, error=ExplainerConfigError, over=SettingOverBudgetError)
 
 
-def check_config(config: Any, method: str | None = None, budget: limits.Budget | None = None) -> None:
+def check_config(config: Any, name: str, budget: limits.Budget | None = None) -> None:
     """Refuse values of the wrong type, outside a Config's declared min/choices, or over this server's limits.
 
     Raises:
-        ExplainerError: a wrong type, a value below ``min`` or not among ``choices``.
+        ExplainerConfigError: a wrong type, a value below ``min`` or not among ``choices``.
         SettingOverBudgetError: a value above the limit in force (also an ``ExplainerError`` and a
             ``model_zoo.limits.BudgetError``).
     """
-    method = method or _method_of(type(config))
-    for spec in config_fields(type(config), method, budget):
-        name, value = spec["name"], getattr(config, spec["name"])
-        key = f"{method}.{name}" if method else name
-        if not _typed(spec, value):
-            raise ExplainerError(f"{key}={value!r} is not a valid {spec['type'].__name__}.")
-        if "choices" in spec and value not in spec["choices"]:
-            raise ExplainerError(f"{key}={value!r} is not one of {spec['choices']}.")
-        if "min" in spec and value < spec["min"]:
-            raise ExplainerError(f"{key}={value} is below its minimum, {spec['min']}.")
-        if "max" in spec and value > spec["max"]:
-            if spec.get("declared_max") is not None and spec["max"] < spec["declared_max"]:
-                raise SettingOverBudgetError(f"{key}={value} is over this server's limit of {spec['max']}.")
-            raise SettingOverBudgetError(f"{key}={value} is over its maximum, {spec['max']}.")
+    spec.check(config, name, budget, error=ExplainerConfigError, over=SettingOverBudgetError)
 
 
 @runtime_checkable
@@ -359,15 +316,12 @@ class BaseExplainer:
         )
 
 
-REGISTRY: dict[str, Explainer] = {}
+REGISTRY: Registry[Explainer] = Registry("explainer", ExplainerError)
 
 
 def register(explainer: Explainer) -> Explainer:
     """Add an explainer to :data:`REGISTRY`; a name used twice is an error."""
-    if explainer.name in REGISTRY:
-        raise ValueError(f"An explainer named {explainer.name!r} is already registered.")
-    REGISTRY[explainer.name] = explainer
-    return explainer
+    return REGISTRY.register(explainer.name, explainer)
 
 
 def registered(cls: type) -> type:
@@ -382,9 +336,5 @@ def available(handle: ModelHandle) -> list[Explainer]:
 
 
 def get(name: str) -> Explainer:
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise ExplainerError(f"Unknown explainer {name!r}; known: {', '.join(REGISTRY)}.") from None
-
-
+    """The registered explainer ``name`` (:class:`ExplainerError` listing the known ones when there is none)."""
+    return REGISTRY.lookup(name)

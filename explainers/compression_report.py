@@ -36,7 +36,7 @@ import torch
 
 from explainers import metrics
 from explainers.base import Attribution, get
-from model_zoo import DEFAULT_MODEL_ID, load
+from model_zoo import DEFAULT_MODEL_ID, cli, jobs, load
 from model_zoo.compression import (
     EVAL_BATCH_SIZES,
     CompressionError,
@@ -398,6 +398,7 @@ def save_variant_metrics(folder: Path, row: dict[str, Any]) -> None:
     store.write_card(folder, card)
 
 
+@jobs.register_kind("compress", "a compression job")
 def run_job(ctx: Any) -> dict[str, Any]:
     """The ``compress`` background job: ``ctx.config`` is a :class:`CompressConfig` dict."""
     def progress(frac: float, message: str) -> None:
@@ -479,6 +480,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
     return 0
 
 
+@cli.command("explainers", "compress")
 def add_cli(subparsers: Any) -> None:
     """Add ``compress`` to ``python -m model_zoo``."""
     p = subparsers.add_parser("compress", help="make compressed variants and compare accuracy, speed, size, drift")

@@ -32,10 +32,10 @@ import numpy as np
 from scipy import stats
 
 from explainers import DEFAULT_METHODS
-from explainers.base import Attribution, ExplainerError, check_config, config_fields, default_config, get
+from explainers.base import Attribution, get, make_config
 from explainers.metrics import BINS, RANDOM_SEEDS, STEPS, describe_bins, faithfulness_many, rank_agreement
 from explainers.sanity import THRESHOLD, randomisation_check, step_names
-from model_zoo import DEFAULT_MODEL_ID, LoupeError, ModelHandle, load, loading
+from model_zoo import DEFAULT_MODEL_ID, LoupeError, ModelHandle, cli, jobs, load, loading, spec
 from model_zoo.data import TextDataset, rotten_tomatoes
 from model_zoo.paths import reports_dir, write_json_atomic
 
@@ -190,28 +190,6 @@ def _dataset(dataset: str | TextDataset, split: str) -> tuple[TextDataset, str]:
         raise LoupeError(f"Unknown dataset {dataset!r}; use rotten_tomatoes or pass a TextDataset.")
     ds = rotten_tomatoes(split)
     return ds, ds.name
-
-
-def make_config(method: str, values: Any = None) -> Any:
-    """An explainer's Config from None (defaults within this server's limits), a Config instance, or a dict of
-    field values; checked against the limits (:func:`explainers.base.check_config`) so a job fails at once.
-
-    Raises:
-        ExplainerError: an unknown field or a bad value; ``SettingOverBudgetError`` for one over its limit.
-    """
-    explainer = get(method)
-    if values is None:
-        return default_config(method)
-    if isinstance(values, explainer.Config):
-        config = values
-    else:
-        try:
-            config = explainer.Config(**dict(values))
-        except TypeError as err:
-            names = ", ".join(f["name"] for f in config_fields(explainer.Config))
-            raise ExplainerError(f"Bad config for {method}: {err}. Its fields: {names or 'none'}.") from None
-    check_config(config, method)
-    return config
 
 
 def _cache_file(key: dict[str, Any]) -> Path:
@@ -463,6 +441,7 @@ def _methods(value: Any) -> list[str]:
     return [str(m).strip() for m in items if str(m).strip()]
 
 
+@jobs.register_kind("evaluate", "an evaluation job")
 def run_job(ctx: Any) -> dict[str, Any]:
     """The ``evaluate`` background job. Config: model, split, n, methods, configs (and optional device, seeds).
 
@@ -486,22 +465,14 @@ def run_job(ctx: Any) -> dict[str, Any]:
 
 
 def parse_overrides(items: Sequence[str], methods: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """``["ig.n_steps=20", "lime.num_samples=100"]`` -> ``{"ig": {"n_steps": 20}, ...}``, typed by field."""
-    out: dict[str, dict[str, Any]] = {}
+    """``["ig.n_steps=20", "lime.num_samples=100"]`` -> ``{"ig": {"n_steps": 20}, ...}``, typed and checked."""
+    grouped: dict[str, list[str]] = {}
     for item in items:
-        name, _, value = item.partition("=")
-        method, _, fld = name.partition(".")
-        if not value or not fld or method not in methods:
+        method, dot, rest = item.partition(".")
+        if not dot or "=" not in rest or method not in methods:
             raise LoupeError(f"--config {item!r}: use METHOD.FIELD=VALUE with METHOD one of {', '.join(methods)}.")
-        spec = {f["name"]: f for f in config_fields(get(method).Config)}
-        if fld not in spec:
-            raise LoupeError(f"{method} has no config field {fld!r}; fields: {', '.join(spec) or 'none'}.")
-        kind = spec[fld]["type"]
-        try:
-            typed = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
-        except ValueError:
-            raise LoupeError(f"--config {item!r}: {value!r} is not a {kind.__name__}.") from None
-        out.setdefault(method, {})[fld] = typed
+        grouped.setdefault(method, []).append(rest)
+    out = {m: spec.parse_assignments(values, get(m).Config, m) for m, values in grouped.items()}
     for method, values in out.items():  # the same limits as the dashboard and the API
         make_config(method, values)
     return out
@@ -524,6 +495,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+@cli.command("explainers", "evaluate")
 def add_cli(subparsers: Any) -> None:
     """Add ``evaluate`` to the ``python -m explainers`` CLI."""
     p = subparsers.add_parser("evaluate", help="rank explainers by faithfulness over N sentences of a split")

@@ -23,7 +23,7 @@ Two things every number here says about itself:
   one text per pass, as a typed text is served; batch 32: length-sorted batches, as ``predict_proba``
   serves a list) and every key names its batch size.
 
-Nothing here imports the explainers; explanation drift lives in ``explainers.compression_report``.
+Nothing here imports a higher layer; explanation drift is computed one layer up.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from model_zoo import jobs, store
+from model_zoo import cli, jobs, store
 from model_zoo.data import RT_LABELS, SPLIT_SEED, SPLITS, TextDataset, load_csv, rotten_tomatoes, split_dataset
 from model_zoo.errors import DatasetError, LoupeError, UntrainedHeadError
 from model_zoo.loading import BASE_ENCODER_ID, load, locate
@@ -458,6 +458,7 @@ def export_model(prep: Prepared, model: Any, cfg: FinetuneConfig, folder: Path) 
     return entries
 
 
+@jobs.register_kind("finetune", "a fine-tuning job")
 def run_job(ctx: jobs.JobContext) -> dict[str, Any]:
     """The ``finetune`` job: train (validation picks the checkpoint), score the held-out test split once, save.
 
@@ -679,6 +680,7 @@ def _cmd_finetune(args: Any) -> int:
     return 0
 
 
+@cli.command("model_zoo", "finetune")
 def add_cli(sub: Any) -> None:
     """Add ``python -m model_zoo finetune``: the fine-tuning job, run headless with a progress bar."""
     p = sub.add_parser("finetune", help="fine-tune a model (full, LoRA, BitFit, adapters, prompt tuning, head only)")

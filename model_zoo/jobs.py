@@ -41,16 +41,8 @@ from typing import Any
 from model_zoo import hosting
 from model_zoo.errors import LoupeError
 from model_zoo.paths import discard_upload, is_staged_upload, jobs_dir, write_json_atomic
+from model_zoo.registry import Registry
 
-# Job kinds and the function that runs each ("module:function"). Strings, so model_zoo does not
-# import the packages above it; only these can be started.
-KINDS: dict[str, str] = {
-    "finetune": "model_zoo.finetune:run_job",
-    "compress": "explainers.compression_report:run_job",
-    "evaluate": "explainers.evaluation:run_job",
-}
-TITLES: dict[str, str] = {"finetune": "a fine-tuning job", "compress": "a compression job",
-                          "evaluate": "an evaluation job"}
 ACTIVE = ("queued", "running")
 NO_SUCH_JOB = "No such job. The link may be wrong, or the job was deleted."
 # kind, a dash, then the random part: url-safe base64 now, "<date>-<time>-<hex>" for jobs made before.
@@ -102,6 +94,37 @@ class JobContext:
 
     def cancelled(self) -> bool:
         return (self.dir / "CANCEL").exists()
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """A kind of job: its name, a title for people ("a fine-tuning job") and the function that runs it."""
+
+    name: str
+    title: str
+    run: Callable[[JobContext], dict[str, Any]]
+
+    @property
+    def runner(self) -> str:
+        """``module:function``, recorded in the job's folder so its process finds the function to run."""
+        return f"{self.run.__module__}:{self.run.__qualname__}"
+
+
+KINDS: Registry[JobKind] = Registry("job kind", JobError)
+
+
+def register_kind(name: str, title: str) -> Callable[[Callable[[JobContext], dict[str, Any]]], Any]:
+    """Decorator: make ``run(ctx) -> result`` the job kind ``name`` (registered by the module that owns it)."""
+
+    def wrap(run: Callable[[JobContext], dict[str, Any]]) -> Callable[[JobContext], dict[str, Any]]:
+        KINDS.register(name, JobKind(name, title, run))
+        return run
+
+    return wrap
+
+
+def _title(kind: str) -> str:
+    return KINDS[kind].title if kind in KINDS else "another kind of job"
 
 
 def _update(folder: Path, **fields: Any) -> dict[str, Any]:
@@ -159,8 +182,8 @@ def open_job(job_id: object, owner: str, kind: str | None = None) -> str:
     if not isinstance(cfg, dict) or not _may_open(cfg.get("owner"), owner):
         raise JobError(NO_SUCH_JOB)
     if kind is not None and cfg.get("kind") != kind:
-        found = TITLES.get(str(cfg.get("kind")), "another kind of job")
-        raise JobKindError(f"That job is {found}, not {TITLES.get(kind, kind)}.", str(cfg.get("kind")))
+        found = cfg.get("title") if isinstance(cfg.get("title"), str) else _title(str(cfg.get("kind")))
+        raise JobKindError(f"That job is {found}, not {_title(kind)}.", str(cfg.get("kind")))
     return str(job_id)
 
 
@@ -182,7 +205,11 @@ def status(job_id: str) -> dict[str, Any]:
     """The job's status; a running job whose process died is reported ``interrupted``."""
     folder = job_dir(job_id)
     st = read_status(folder)
-    if st.get("state") in ACTIVE and not _alive(st.get("pid")) and time.time() - st.get("created", 0) > 5:
+    if st.get("state") in ACTIVE and (folder / "CANCEL").exists():
+        if _alive(st.get("pid")):  # stopping: the process still owns status.json
+            return {**st, "state": "cancelled", "message": "Cancelled.", "id": job_id}
+        st = _update(folder, state="cancelled", message="Cancelled.")
+    elif st.get("state") in ACTIVE and not _alive(st.get("pid")) and time.time() - st.get("created", 0) > 5:
         st = _update(folder, state="interrupted", message="The job process stopped; resume it to continue.")
     st["id"] = job_id
     return st
@@ -220,17 +247,17 @@ def create(kind: str, config: dict[str, Any], owner: str | None = None, pid: int
     """Make a queued job's folder (not started: :func:`start` spawns it, :func:`run_in_process` runs it here).
 
     Args:
-        kind: one of :data:`KINDS`.
+        kind: a registered kind (:func:`register_kind`).
         config: the job's settings (JSON); staged uploads named in it become the job's (see the module).
         owner: who may open the job (see :func:`open_job`); None for the command line.
         pid: the process that will run it, when known.
     """
-    if kind not in KINDS:
-        raise JobError(f"Unknown job kind {kind!r}; known: {', '.join(KINDS)}.")
+    job_kind = KINDS.lookup(kind)
     folder = jobs_dir() / new_id(kind)
     folder.mkdir(parents=True)
     uploads = sorted({s for s in _strings(config) if is_staged_upload(s)})
-    write_json_atomic(folder / "config.json", {"kind": kind, "config": config, "owner": owner, "uploads": uploads})
+    write_json_atomic(folder / "config.json", {"kind": kind, "title": job_kind.title, "runner": job_kind.runner,
+                                               "config": config, "owner": owner, "uploads": uploads})
     write_json_atomic(folder / "status.json", {"state": "queued", "kind": kind, "created": time.time(),
                                                "progress": 0.0, "message": "starting", "pid": pid})
     return folder
@@ -276,7 +303,12 @@ def resume(job_id: str) -> None:
 
 
 def cancel(job_id: str) -> None:
-    """Ask the job to stop (it checks between steps) and terminate its process group."""
+    """Ask the job to stop (it checks between steps) and terminate its process group.
+
+    Only the job's own process writes its ``status.json`` while it runs; the ``CANCEL`` marker is how the
+    cancel is recorded, and :func:`status` reports the job cancelled from it (and writes that once the
+    process is gone).
+    """
     folder = job_dir(job_id)
     (folder / "CANCEL").touch()
     pid = read_status(folder).get("pid")
@@ -285,7 +317,8 @@ def cancel(job_id: str) -> None:
             os.killpg(os.getpgid(int(pid)), signal.SIGTERM)  # type: ignore[arg-type]
         except OSError:
             pass
-    _update(folder, state="cancelled", message="Cancelled.")
+    else:
+        _update(folder, state="cancelled", message="Cancelled.")
     _release_uploads(folder)
 
 
@@ -362,7 +395,9 @@ def wait(job_id: str, timeout: float = 600, poll: float = 0.5) -> dict[str, Any]
 def run_in_process(folder: Path, resume_: bool = False) -> None:
     """Run a job in this process (the child side of :func:`start`)."""
     cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    module, func = KINDS[cfg["kind"]].split(":")
+    if "runner" not in cfg:
+        raise JobError("This job was made by an older version of Loupe; start it again.")
+    module, func = str(cfg["runner"]).split(":")
     fn: Callable[[JobContext], dict[str, Any]] = getattr(import_module(module), func)
     ctx = JobContext(folder, cfg["config"], resuming=resume_, _started=time.time())
     _update(folder, state="running", pid=os.getpid(), message="running")

@@ -13,6 +13,7 @@ from dashboard import state
 from dashboard.components.highlight import CSS, highlight_html, legend_html, scale_of
 from dashboard.components.jobs import job_from_link, job_panel
 from dashboard.components.sidebar import md, owner, page_setup
+from dashboard.components.widgets import config_fields
 from dashboard.report import csv_bytes, table_report
 from explainers import Attribution
 from explainers.compression_report import CompressConfig
@@ -46,7 +47,7 @@ KIND_TITLES = {"int8": "Dynamic int8 quantisation", "fp16": "fp16 (GPU)", "bf16"
 
 def _spec_widgets(kind: str) -> list[dict]:  # type: ignore[type-arg]
     """Settings of one kind of variant; pruning can take several sparsities at once."""
-    fields = {f["name"]: f for f in explainers.config_fields(VariantSpec)}
+    fields = {f["name"]: f for f in config_fields(VariantSpec)}
     out = []
     if kind == "prune":
         levels = st.multiselect("Sparsities", [0.1, 0.3, 0.5, 0.7, 0.9], default=[0.3, 0.5], key="loupe_cx_sparsity",

@@ -125,7 +125,7 @@ if methods:
         for tab, m in zip(tabs, methods):
             with tab:
                 st.caption(explainers.get(m).description)
-                configs[m] = config_widgets(explainers.get(m).Config, f"{state.CONFIG_PREFIX}.{m}")
+                configs[m] = config_widgets(explainers.get(m).Config, f"{state.CONFIG_PREFIX}.{m}", scope=m)
 
 clicked = st.button("Explain", type="primary", disabled=not methods)
 if st.session_state.get(state.LINK_PENDING) and not clicked:

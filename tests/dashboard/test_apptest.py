@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import explainers.compression_report  # noqa: F401  (registers the compress job kind)
+import explainers.evaluation  # noqa: F401  (registers the evaluate job kind)
 from model_zoo import store
 from model_zoo.paths import models_dir
 from tests.conftest import build_tiny_bert

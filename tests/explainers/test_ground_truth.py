@@ -185,13 +185,13 @@ def test_sanity_check_catches_an_explainer_that_ignores_the_model(ground_truth_h
     import explainers.base as base
 
     fake = WordLength()
-    base.REGISTRY[fake.name] = fake
+    base.register(fake)
     try:
         a = fake.explain(ground_truth_handle, "a quite excellent movie about this plot")
         r = randomisation_check(ground_truth_handle, a)
         assert r.final == pytest.approx(1.0) and r.passed is False and "Barely depends" in r.sentence()
     finally:
-        del base.REGISTRY[fake.name]
+        base.REGISTRY.unregister(fake.name)
 
 
 def test_sanity_check_reuses_the_settings_of_the_explanation(ground_truth_handle) -> None:  # type: ignore[no-untyped-def]

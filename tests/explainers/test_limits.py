@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
 import pytest
 
-from explainers import REGISTRY, ExplainerError, config_fields
+from explainers import REGISTRY, ExplainerError
 from explainers.base import SettingOverBudgetError, check_config, default_config
-from model_zoo import limits
+from model_zoo import limits, spec
 from model_zoo.limits import BudgetError, TextTooLongError
 
 
 def _spec(method: str, name: str) -> dict:  # type: ignore[type-arg]
-    return next(f for f in config_fields(REGISTRY[method].Config) if f["name"] == name)
+    found = next(f for f in spec.settings(REGISTRY[method].Config, method) if f.name == name)
+    return dataclasses.asdict(found)
 
 
 def test_declared_limits_locally_and_tighter_hosted(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,10 +6,14 @@ from __future__ import annotations
 import base64
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import explainers.compression_report  # noqa: F401  (registers the compress job kind)
+import explainers.evaluation  # noqa: F401  (registers the evaluate job kind)
+import model_zoo.finetune  # noqa: F401  (registers the finetune job kind)
 from model_zoo import jobs
 from model_zoo.paths import jobs_dir, stage_upload, uploads_dir
 
@@ -24,9 +28,10 @@ def noop_job(ctx: jobs.JobContext) -> dict:  # type: ignore[type-arg]
 
 
 @pytest.fixture
-def noop_kind(monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setitem(jobs.KINDS, "noop", "tests.model_zoo.test_jobs_ownership:noop_job")
-    return "noop"
+def noop_kind() -> Iterator[str]:
+    jobs.KINDS.register("noop", jobs.JobKind("noop", "a test job", noop_job))
+    yield "noop"
+    jobs.KINDS.unregister("noop")
 
 
 def _fake(kind: str, owner: str | None) -> str:
