@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from model_zoo import store
+from model_zoo import loading, store
 from model_zoo.data import TextDataset, rotten_tomatoes
 from model_zoo.errors import LoupeError, ModelLoadError
 from model_zoo.handle import ModelHandle, is_quantized
@@ -211,6 +211,9 @@ def apply_card_quantization(model: nn.Module, card: dict[str, Any], device: torc
         raise ModelLoadError("This model is dynamically quantised to int8, which runs on the CPU only; "
                                       "load it with device='cpu'.")
     return quantize_int8(model, str(card["quantization"].get("weights", "per-channel")))
+
+
+loading.FINISHERS.register("quantization", apply_card_quantization)
 
 
 def _encoder_linears(model: nn.Module) -> list[tuple[str, nn.Linear]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from model_zoo.errors import (
     UntrainedHeadError,
 )
 from model_zoo.handle import ModelHandle
+from model_zoo.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,15 @@ _TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model",
 _PICKLE_FILES = ("pytorch_model.bin", "model.bin", "model.pt", "pytorch_model.pt")
 _HEAD_PREFIXES = ("classifier", "score", "head", "logits_proj", "out_proj")
 _SENTINEL_MAX_LENGTH = 100_000
+
+
+# How an entry of a model's card changes loading, registered by the module that owns the entry (imported by
+# ``model_zoo/__init__``): a builder makes the model from the folder instead of ``from_pretrained`` (an adapter
+# saved with a reference to its base: ``peft``); a finisher changes the loaded model (``quantization``).
+Builder = Callable[[Path, dict[str, Any], Any, str], Any]  # (folder, card, config, attn_implementation) -> model
+Finisher = Callable[[Any, dict[str, Any], torch.device], Any]  # (model, card, device) -> model
+BUILDERS: Registry[Builder] = Registry("model card builder", ModelLoadError)
+FINISHERS: Registry[Finisher] = Registry("model card finisher", ModelLoadError)
 
 
 def bundled_encoder_path() -> Path:
@@ -241,10 +252,9 @@ def load(
     config_labels = int(getattr(config, "num_labels", 2))
 
     try:
-        if folder is not None and card.get("peft"):  # an adapter saved with a reference to its base model
-            from model_zoo.peft_support import load_adapter_model
-
-            model, info = load_adapter_model(folder, card, config, attn_implementation), {}
+        builder = next((BUILDERS[k] for k in BUILDERS if card.get(k)), None) if folder is not None else None
+        if builder is not None and folder is not None:  # e.g. an adapter saved with a reference to its base
+            model, info = builder(folder, card, config, attn_implementation), {}
         elif pickle_file is not None:
             model = AutoModelForSequenceClassification.from_config(config, attn_implementation=attn_implementation)
             state = torch.load(pickle_file, map_location="cpu", weights_only=True)
@@ -299,10 +309,9 @@ def load(
     model.to(device=dev, dtype=torch_dtype)
     model.eval()
     model.requires_grad_(False)
-    if card.get("quantization"):  # int8 variants are stored as fp32 safetensors; quantise again here
-        from model_zoo.compression import apply_card_quantization
-
-        model = apply_card_quantization(model, card, dev)
+    for key, finish in FINISHERS.items():  # e.g. int8 variants are stored as fp32; quantise again here
+        if card.get(key):
+            model = finish(model, card, dev)
     info_out = {
         "id": card.get("id", label),
         "source": source,

@@ -40,6 +40,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from model_zoo import loading
 from model_zoo.errors import LoupeError, ModelLoadError, UntrainedHeadError
 
 HEAD_MODULES = ("classifier", "score", "pre_classifier")
@@ -362,16 +363,14 @@ def load_adapter_model(folder: Path, card: dict[str, Any], config: Any, attn_imp
     """
     from transformers import AutoModelForSequenceClassification
 
-    from model_zoo.loading import _check_folder, locate
-
     spec = card["peft"]
     method, base_id = spec.get("type"), str(spec.get("base", ""))
     if method not in ("lora", "prompt_tuning", "adapters"):
         raise ModelLoadError(f"{folder.name}: unknown adapter type {method!r} in its card.")
-    base_folder, _ = locate(base_id)
+    base_folder, _ = loading.locate(base_id)
     if base_folder is None or not base_folder.is_dir():
         raise ModelLoadError(f"{folder.name} is an adapter on {base_id!r}, which is not in the store or on disk.")
-    _check_folder(base_folder, allow_pickle=False)
+    loading._check_folder(base_folder, allow_pickle=False)
     if spec.get("base_sha256") and weights_sha256(base_folder) != spec["base_sha256"]:
         raise ModelLoadError(f"{folder.name} was trained on a different version of {base_id!r} (its weights "
                              "changed since); it cannot be applied to the current one.")
@@ -405,3 +404,6 @@ def load_adapter_model(folder: Path, card: dict[str, Any], config: Any, attn_imp
         raise UntrainedHeadError(f"{folder.name}: the adapter carries no weights for the head ({missing_heads}).")
     return model
 
+
+
+loading.BUILDERS.register("peft", load_adapter_model)
