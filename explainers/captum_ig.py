@@ -31,8 +31,8 @@ class IGConfig:
                                                            "hosted_max": 50})
     baseline: str = field(default="pad", metadata={"help": "Token that replaces each word in the baseline",
                                                    "choices": ["pad", "mask", "unk"]})
-    method: str = field(default="gausslegendre", metadata={"help": "Integral approximation",
-                                                           "choices": ["gausslegendre", "riemann_trapezoid"]})
+    rule: str = field(default="gausslegendre", metadata={"help": "Integration rule (Captum's approximation method)",
+                                                         "choices": ["gausslegendre", "riemann_trapezoid"]})
 
 
 @registered
@@ -57,7 +57,7 @@ class IntegratedGradients(BaseExplainer):
             attr, delta = lig.attribute(
                 enc.input_ids, baselines=base, target=target, additional_forward_args=(enc.attention_mask,),
                 n_steps=config.n_steps, internal_batch_size=config.internal_batch_size,
-                method=config.method, return_convergence_delta=True,
+                method=config.rule, return_convergence_delta=True,
             )
         scores = attr.sum(dim=-1)[0].detach().float().cpu().numpy()
         return scores, {"convergence_delta": float(delta.abs().max().item())}

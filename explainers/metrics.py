@@ -244,8 +244,8 @@ def faithfulness_many(handle: Predictor, attributions: Sequence[Attribution], *,
     start = time.perf_counter()
     probs = np.asarray(handle.predict_proba(unique), dtype=float)
     seconds = round(time.perf_counter() - start, 4)
-    # predict_proba makes one pass per batch. Counted here rather than with a nested handle.meter(),
-    # which would hide these passes from a meter the caller holds.
+    # predict_proba makes one pass per batch; counted from the batch size because a Predictor (a test double,
+    # a remote model) need not have a meter.
     n_passes = math.ceil(len(unique) / max(1, int(getattr(handle, "batch_size", 0) or len(unique))))
     out = []
     index = {t: i for i, t in enumerate(unique)}
@@ -265,16 +265,6 @@ def faithfulness(handle: Predictor, attribution: Attribution, *, bins: Sequence[
                  random_seeds: Sequence[int] = RANDOM_SEEDS) -> Faithfulness:
     """Faithfulness of one attribution in one ``predict_proba`` call (see :func:`faithfulness_many`)."""
     return faithfulness_many(handle, [attribution], bins=bins, steps=steps, random_seeds=random_seeds)[0]
-
-
-def comprehensiveness(handle: Predictor, attribution: Attribution, pct: float = 0.2) -> float:
-    """ERASER comprehensiveness: p(target) drop when the top ``pct`` of words are deleted (one call)."""
-    return faithfulness(handle, attribution, bins=(pct,), steps=1, random_seeds=()).comprehensiveness[0]
-
-
-def sufficiency(handle: Predictor, attribution: Attribution, pct: float = 0.2) -> float:
-    """ERASER sufficiency: p(target) drop when only the top ``pct`` of words are kept (one call)."""
-    return faithfulness(handle, attribution, bins=(pct,), steps=1, random_seeds=()).sufficiency[0]
 
 
 # --- agreement and drift -------------------------------------------------------------------------
@@ -367,7 +357,6 @@ __all__ = [
     "agreement",
     "bin_sizes",
     "check_bins",
-    "comprehensiveness",
     "curve_sizes",
     "default_k",
     "describe_bins",
@@ -376,5 +365,4 @@ __all__ = [
     "faithfulness_many",
     "rank_agreement",
     "ranking",
-    "sufficiency",
 ]

@@ -8,13 +8,16 @@ import copy
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from model_zoo.concurrency import ModelGate, Notify, gate_for
 from model_zoo.errors import EmptyTextError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
 @dataclass(frozen=True)
@@ -69,8 +72,8 @@ class ModelHandle:
     Build it with :func:`model_zoo.load`; never construct models elsewhere.
     """
 
-    model: Any
-    tokenizer: Any
+    model: PreTrainedModel  # a peft PeftModel for prompt-tuned models (same calling interface)
+    tokenizer: PreTrainedTokenizerBase
     labels: dict[int, str]
     device: torch.device
     dtype: torch.dtype
@@ -186,7 +189,7 @@ class ModelHandle:
         return Encoded(
             input_ids=torch.tensor([ids], device=self.device),
             attention_mask=torch.ones((1, len(ids)), dtype=torch.long, device=self.device),
-            tokens=tokens,
+            tokens=[tokens] if isinstance(tokens, str) else list(tokens),
             offsets=offsets,
             special=special,
             truncated=n_full > len(ids),

@@ -203,8 +203,8 @@ def build(cls: type, values: Any = None, scope: str | None = None, budget: limit
     specs = {s.name: s for s in settings(cls, scope, budget)}
     unknown = sorted(set(values) - set(specs))
     if unknown:
-        where = f"{scope} has" if scope else "There is"
-        raise error(f"{where} no setting(s) {', '.join(map(str, unknown))}; known: {', '.join(specs) or 'none'}.")
+        raise error(f"Bad config for {scope or cls.__name__}: no setting(s) {', '.join(map(str, unknown))}; "
+                    f"known: {', '.join(specs) or 'none'}.")
     kwargs: dict[str, Any] = {}
     for name, s in specs.items():
         value = values.get(name, s.default)
@@ -216,7 +216,7 @@ def build(cls: type, values: Any = None, scope: str | None = None, budget: limit
     try:
         config = cls(**kwargs)
     except (TypeError, ValueError) as err:
-        raise error(f"Bad {scope or cls.__name__} settings: {err}") from err
+        raise error(f"Bad config for {scope or cls.__name__}: {err}") from err
     check(config, scope, budget, error, over)
     return config
 

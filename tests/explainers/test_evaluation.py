@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import explainers.evaluation as ev
+import explainers.evaluation.run as ev_run  # where the run looks up models and explainers
 from explainers import get
 from model_zoo import LoupeError
 from model_zoo.jobs import JobContext, read_status
@@ -56,7 +57,7 @@ def _one_thread() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _loaded_once(tiny_handle: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Serve the session's tiny model instead of loading it again for every evaluation."""
-    monkeypatch.setattr(ev, "load", lambda *args, **kwargs: tiny_handle)
+    monkeypatch.setattr(ev_run, "load", lambda *args, **kwargs: tiny_handle)
 
 
 def _run(model: Path, methods: list[str] = METHODS, n: int = 5, **kwargs: Any) -> ev.EvaluationReport:
@@ -75,7 +76,7 @@ def test_estimate_is_a_t_interval() -> None:
 
 def test_evaluation_table_then_served_from_cache(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     counter = CountingGet()
-    monkeypatch.setattr(ev, "get", counter)
+    monkeypatch.setattr(ev_run, "get", counter)
     report = _run(tiny_model_dir)
     assert len(counter.calls) == 5 * len(METHODS)
     assert sorted(r.method for r in report.rows) == sorted(METHODS)
@@ -99,7 +100,7 @@ def test_evaluation_table_then_served_from_cache(tiny_model_dir: Path, monkeypat
 
     # Second call: nothing explained, the model is not even loaded.
     counter.calls.clear()
-    monkeypatch.setattr(ev, "load", lambda *a, **k: pytest.fail("the model was loaded for a cached evaluation"))
+    monkeypatch.setattr(ev_run, "load", lambda *a, **k: pytest.fail("the model was loaded for a cached evaluation"))
     again = _run(tiny_model_dir)
     assert counter.calls == []
     assert all(r.cached for r in again.rows)
@@ -109,7 +110,7 @@ def test_evaluation_table_then_served_from_cache(tiny_model_dir: Path, monkeypat
 
 def test_cache_is_per_explainer_config(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     counter = CountingGet()
-    monkeypatch.setattr(ev, "get", counter)
+    monkeypatch.setattr(ev_run, "get", counter)
     _run(tiny_model_dir, ["ig", "attention"], n=3)
     counter.calls.clear()
     report = ev.evaluate(str(tiny_model_dir), "test", 3, ["ig", "attention"], {"ig": {"n_steps": 6}}, device="cpu",
@@ -130,7 +131,7 @@ def test_model_revision_changes_with_the_weights(tmp_path: Path, tiny_model_dir:
 def test_cancel_keeps_finished_sentences_and_a_rerun_resumes(tiny_model_dir: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     counter = CountingGet()
-    monkeypatch.setattr(ev, "get", counter)
+    monkeypatch.setattr(ev_run, "get", counter)
     with pytest.raises(ev.EvaluationCancelled):
         _run(tiny_model_dir, ["attention"], cancelled=lambda: len(counter.calls) >= 3)
     assert len(counter.calls) == 3

@@ -18,14 +18,12 @@ from explainers.base import Attribution, Cost, ExplainerError, Word
 from explainers.metrics import (
     agreement,
     bin_sizes,
-    comprehensiveness,
     curve_sizes,
     drift,
     faithfulness,
     faithfulness_many,
     rank_agreement,
     ranking,
-    sufficiency,
 )
 
 HIT, BASE = 0.9, 0.2
@@ -102,8 +100,9 @@ def test_removing_the_only_word_the_model_reads_gives_p_minus_base() -> None:
     assert f.comp_aopc == pytest.approx(HIT - BASE, abs=1e-12)
     assert f.sufficiency == pytest.approx([0.0] * 6, abs=1e-12)  # the top word alone keeps the prediction
     assert f.ks == (1, 2, 3, 4, 5, 10) and f.n_words == 20
-    assert comprehensiveness(model, perfect()) == pytest.approx(HIT - BASE, abs=1e-12)
-    assert sufficiency(model, perfect()) == pytest.approx(0.0, abs=1e-12)
+    top20 = faithfulness(model, perfect(), bins=(0.2,), steps=1, random_seeds=())  # ERASER's top 20%
+    assert top20.comprehensiveness[0] == pytest.approx(HIT - BASE, abs=1e-12)
+    assert top20.sufficiency[0] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_curves_start_and_end_where_they_must() -> None:
