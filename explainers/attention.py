@@ -16,6 +16,7 @@ import numpy as np
 
 from explainers.base import Attribution, BaseExplainer, ExplainerError, registered
 from model_zoo.handle import Encoded, ModelHandle
+from model_zoo.methods import METHODS
 
 
 @dataclass
@@ -53,14 +54,19 @@ class Attention(BaseExplainer):
                    "layers. Attention is not an explanation of the decision; compare it with the others.")
 
     def supports(self, handle: ModelHandle) -> bool:
-        # Prompt tuning prepends virtual tokens, so attention rows no longer line up with the text's tokens.
-        prompt_tuned = (handle.info.get("peft") or {}).get("type") == "prompt_tuning"
-        return handle.attn_implementation == "eager" and not prompt_tuned
+        # A method that prepends tokens (prompt tuning) leaves attention rows out of line with the text's tokens.
+        method = METHODS.get(str((handle.info.get("peft") or {}).get("type")))
+        return handle.attn_implementation == "eager" and not (method is not None and method.adds_tokens)
 
-    def _attribute(self, handle: ModelHandle, enc: Encoded, text: str, target: int,
-                   config: Any) -> tuple[np.ndarray, dict[str, Any]]:
-        _, att = handle.forward_attentions(enc.input_ids, enc.attention_mask)
-        att = att[:, 0]  # (layers, heads, seq, seq)
+    def _predict_and_attribute(self, handle: ModelHandle, enc: Encoded, text: str, target: int | None,
+                               config: Any) -> tuple[np.ndarray, int, np.ndarray, dict[str, Any]]:
+        # One pass gives the probabilities and the attention weights.
+        probs, att = handle.forward_attentions(enc.input_ids, enc.attention_mask)
+        target = int(np.argmax(probs[0])) if target is None else target
+        return probs[0], target, *self._rollout(att[:, 0], enc, config)
+
+    def _rollout(self, att: np.ndarray, enc: Encoded, config: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        """Rollout scores from attention weights ``(layers, heads, seq, seq)``."""
         if config.start_layer >= att.shape[0]:
             raise ExplainerError(f"start_layer {config.start_layer} >= the model's {att.shape[0]} layers.")
         roll = rollout(att, config.residual, config.start_layer)

@@ -259,6 +259,16 @@ class BaseExplainer:
                    config: Any) -> tuple[np.ndarray, dict[str, Any]]:
         raise NotImplementedError
 
+    def _predict_and_attribute(self, handle: ModelHandle, enc: Encoded, text: str, target: int | None,
+                               config: Any) -> tuple[np.ndarray, int, np.ndarray, dict[str, Any]]:
+        """``(probabilities, target, scores, extras)``: by default one prediction of the explained text, then
+        :meth:`_attribute`. A method whose own pass yields the probabilities (a gradient or attention pass)
+        overrides this and makes one pass in all."""
+        probs = handle.predict_proba([text[: enc.explained_chars]])[0]
+        target = int(np.argmax(probs)) if target is None else target
+        scores, extras = self._attribute(handle, enc, text, target, config)
+        return probs, target, scores, extras
+
     def explain(self, handle: ModelHandle, text: str, target: int | None = None,
                 config: Any = None) -> Attribution:
         """Explain ``handle``'s prediction on ``text`` for class ``target`` (default: predicted).
@@ -291,11 +301,10 @@ class BaseExplainer:
         # A hook-based method holds the model alone for the whole explanation; the others take shared use pass
         # by pass inside the handle, so a hook-based one waiting for the model goes in between their passes.
         hold = handle.use(True, self.title) if self.needs_exclusive_model else contextlib.nullcontext()
-        with hold, handle.meter() as passes:
+        with hold, handle.remember(), handle.meter() as passes:
             enc = handle.encode(text, max_tokens=budget.tokens_for(handle.max_length))
-            probs = handle.predict_proba([text[: enc.explained_chars]])[0]
-            target = int(np.argmax(probs)) if target is None else int(target)
-            scores, extras = self._attribute(handle, enc, text, target, config)
+            probs, target, scores, extras = self._predict_and_attribute(
+                handle, enc, text, None if target is None else int(target), config)
         scores = np.nan_to_num(np.asarray(scores, dtype=float))
         return Attribution(
             text=text,

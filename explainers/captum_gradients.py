@@ -1,5 +1,9 @@
-"""Gradient-based saliency: Saliency (Simonyan et al., 2014) and Gradient x Input (Shrikumar et al., 2016),
-via Captum."""
+"""Gradient-based saliency: Saliency (Simonyan et al., 2014) and Gradient x Input (Shrikumar et al., 2016).
+
+Both compute what Captum's ``Saliency(abs=True)`` and ``LayerGradientXActivation`` compute (the tests check them
+against a hand computation), in the same forward pass that gives the prediction: one pass per explanation
+instead of a prediction pass plus a gradient pass.
+"""
 
 from __future__ import annotations
 
@@ -37,11 +41,31 @@ def _embeds(handle: ModelHandle, enc: Encoded) -> torch.Tensor:
     return handle.model.get_input_embeddings()(enc.input_ids).detach().requires_grad_()
 
 
-def _forward_embeds(handle: ModelHandle) -> Any:
-    def forward(embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return handle.forward_probs(None, attention_mask, inputs_embeds=embeds)  # type: ignore[arg-type]
+def _probs_and_gradient(handle: ModelHandle, enc: Encoded, target: int | None, wrt: torch.Tensor | None = None,
+                        layer: torch.nn.Module | None = None) -> tuple[np.ndarray, int, torch.Tensor, torch.Tensor]:
+    """One forward + backward pass: ``(probabilities, target, d p_target / d x, x)``, where ``x`` is ``wrt``
+    (input embeddings passed in) or the output of ``layer`` (captured by a hook for this pass only)."""
+    captured: list[torch.Tensor] = []
 
-    return forward
+    def keep(_module: torch.nn.Module, _inputs: Any, output: torch.Tensor) -> torch.Tensor:
+        output = output if output.requires_grad else output.detach().requires_grad_()
+        captured.append(output)
+        return output
+
+    hook = layer.register_forward_hook(keep) if layer is not None else None
+    try:
+        with torch.enable_grad():
+            if wrt is not None:
+                probs = handle.forward_probs(None, enc.attention_mask, inputs_embeds=wrt)  # type: ignore[arg-type]
+            else:
+                probs = handle.forward_probs(enc.input_ids, enc.attention_mask)
+            target = int(torch.argmax(probs[0]).item()) if target is None else target
+            x = wrt if wrt is not None else captured[0]
+            (grad,) = torch.autograd.grad(probs[0, target], x)
+    finally:
+        if hook is not None:
+            hook.remove()
+    return probs[0].detach().double().cpu().numpy(), target, grad, x.detach()
 
 
 @registered
@@ -54,16 +78,12 @@ class Saliency(BaseExplainer):
     needs_exclusive_model = False  # gradients of the embeddings it passes in: no hooks on the model
     description = "The size of the gradient of the target probability with respect to each token's embedding."
 
-    def _attribute(self, handle: ModelHandle, enc: Encoded, text: str, target: int,
-                   config: Any) -> tuple[np.ndarray, dict[str, Any]]:
-        from captum.attr import Saliency as CaptumSaliency
-
-        with torch.enable_grad():
-            grads = CaptumSaliency(_forward_embeds(handle)).attribute(
-                _embeds(handle, enc), target=target, abs=True, additional_forward_args=(enc.attention_mask,))
-        g = grads[0].detach().float()
+    def _predict_and_attribute(self, handle: ModelHandle, enc: Encoded, text: str, target: int | None,
+                               config: Any) -> tuple[np.ndarray, int, np.ndarray, dict[str, Any]]:
+        probs, target, grad, _ = _probs_and_gradient(handle, enc, target, wrt=_embeds(handle, enc))
+        g = grad[0].detach().float().abs()
         score = {"l2": g.norm(dim=-1), "l1": g.sum(dim=-1), "max": g.max(dim=-1).values}[config.norm]
-        return score.cpu().numpy(), {}
+        return probs, target, score.cpu().numpy(), {}
 
 
 @registered
@@ -83,16 +103,11 @@ class GradientXInput(BaseExplainer):
     def supports(self, handle: ModelHandle) -> bool:
         return super().supports(handle) and embedding_layer(handle.model) is not None
 
-    def _attribute(self, handle: ModelHandle, enc: Encoded, text: str, target: int,
-                   config: Any) -> tuple[np.ndarray, dict[str, Any]]:
-        from captum.attr import LayerGradientXActivation
-
+    def _predict_and_attribute(self, handle: ModelHandle, enc: Encoded, text: str, target: int | None,
+                               config: Any) -> tuple[np.ndarray, int, np.ndarray, dict[str, Any]]:
         # Not the raw word embedding: BERT adds position and type embeddings and applies LayerNorm, which
         # ignores any shift and scale of its input, so grad . word_embedding measures the position instead.
-        layer = embedding_layer(handle.model)
-        with torch.enable_grad():
-            attr = LayerGradientXActivation(handle.forward_probs, layer).attribute(
-                enc.input_ids, target=target, additional_forward_args=(enc.attention_mask,))
+        probs, target, grad, act = _probs_and_gradient(handle, enc, target, layer=embedding_layer(handle.model))
         # Prompt tuning prepends virtual tokens to the embedding output; the text's tokens are the last ones.
-        scores = attr[0].sum(dim=-1)[-enc.input_ids.shape[1]:]
-        return scores.detach().float().cpu().numpy(), {}
+        scores = (grad * act)[0].sum(dim=-1)[-enc.input_ids.shape[1]:]
+        return probs, target, scores.detach().float().cpu().numpy(), {}

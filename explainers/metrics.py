@@ -21,6 +21,7 @@ built first and sent to ``handle.predict_proba`` once, duplicates removed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -33,6 +34,7 @@ import numpy as np
 from scipy import stats
 
 from explainers.base import Attribution, ExplainerError, compose_words, rank_order
+from model_zoo.handle import ModelHandle
 
 # Word counts (int) and fractions of the words (float); see the module docstring.
 BINS: tuple[int | float, ...] = (1, 2, 3, 5, 0.20, 0.50)
@@ -242,11 +244,14 @@ def faithfulness_many(handle: Predictor, attributions: Sequence[Attribution], *,
         plans.append((own, rand, len(words)))
     unique = sorted(_texts([p for own, rand, _ in plans for p in (own, *rand)]))
     start = time.perf_counter()
-    probs = np.asarray(handle.predict_proba(unique), dtype=float)
+    meter = handle.meter() if isinstance(handle, ModelHandle) else contextlib.nullcontext(None)
+    with meter as counted:
+        probs = np.asarray(handle.predict_proba(unique), dtype=float)
     seconds = round(time.perf_counter() - start, 4)
-    # predict_proba makes one pass per batch; counted from the batch size because a Predictor (a test double,
-    # a remote model) need not have a meter.
-    n_passes = math.ceil(len(unique) / max(1, int(getattr(handle, "batch_size", 0) or len(unique))))
+    # The passes made (texts the request already scored cost none); a Predictor that is not a ModelHandle (a
+    # test double) is counted as one pass per batch.
+    n_passes = counted[0] if counted is not None else math.ceil(
+        len(unique) / max(1, int(getattr(handle, "batch_size", 0) or len(unique))))
     out = []
     index = {t: i for i, t in enumerate(unique)}
     for a, (own, rand, n_words) in zip(attributions, plans):

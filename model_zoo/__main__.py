@@ -10,7 +10,7 @@ from typing import Any
 from model_zoo import DEFAULT_MODEL_ID, cli, finetune, store
 
 
-def _metric(card: dict, split: str, key: str) -> str:  # type: ignore[type-arg]
+def _metric(card: dict[str, Any], split: str, key: str) -> str:
     value = card.get("metrics", {}).get(split, {}).get(key)
     return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
 
@@ -35,7 +35,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     existed = store.model_path(args.id) is not None and not args.force
     path = prepare(args.id, force=args.force, quiet=args.quiet)
     card = store.read_card(path)
-    verb = "already present" if existed else f"built in {card.get('build_seconds', '?')} s"
+    verb = "already present" if existed else f"built in {card.get('seconds', '?')} s"
     print(f"{args.id}: {verb} at {path}; test accuracy {_metric(card, 'test', 'accuracy')}")
     return 0
 

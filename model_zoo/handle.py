@@ -45,6 +45,9 @@ class Meter(list[int]):
 # The open meters, innermost last; a ContextVar so concurrent sessions (threads) count apart. A pass counts
 # in every open meter, so nested meters add up.
 _METERS: contextvars.ContextVar[tuple[Meter, ...]] = contextvars.ContextVar("loupe_meters", default=())
+# The predictions of the open ``remember()`` block: model object id -> text -> probabilities.
+_MEMO: contextvars.ContextVar[dict[int, dict[str, np.ndarray]] | None] = contextvars.ContextVar("loupe_memo",
+                                                                                                 default=None)
 
 
 def is_quantized(model: torch.nn.Module) -> bool:
@@ -221,14 +224,24 @@ class ModelHandle:
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         """Class probabilities, shape ``(len(texts), num_labels)``, in input order.
 
-        Texts are sorted by length and batched with dynamic padding under ``torch.inference_mode``;
-        each batch counts one pass. Empty strings are allowed here (masking explainers make them).
+        Distinct texts are sorted by length and batched with dynamic padding under ``torch.inference_mode``;
+        each batch counts one pass; a text repeated in ``texts``, or already scored inside a :meth:`remember`
+        block, costs nothing more. Empty strings are allowed here (masking explainers make them).
         """
         texts = [str(t) for t in texts]
+        memo = _MEMO.get()
+        known = memo.setdefault(id(self.model), {}) if memo is not None else {}
+        todo = list(dict.fromkeys(t for t in texts if t not in known))  # each distinct text once
+        if todo:
+            for text, row in zip(todo, self._predict(todo, batch_size or self.batch_size)):
+                known[text] = row
         out = np.zeros((len(texts), self.num_labels), dtype=np.float64)
-        if not texts:
-            return out
-        bs = batch_size or self.batch_size
+        for i, text in enumerate(texts):
+            out[i] = known[text]
+        return out
+
+    def _predict(self, texts: list[str], bs: int) -> np.ndarray:
+        out = np.zeros((len(texts), self.num_labels), dtype=np.float64)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         # Shared use batch by batch: a hook-based explainer waiting for the model goes in between batches.
         with torch.inference_mode():
@@ -242,6 +255,24 @@ class ModelHandle:
                     logits = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
                 out[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
         return out
+
+    @contextlib.contextmanager
+    def remember(self) -> Iterator[None]:
+        """Within the block, :meth:`predict_proba` answers a text it already scored from memory, with no pass.
+
+        One request (an explanation, its faithfulness metrics, the other explainers of the same panel) shares
+        its predictions: the unperturbed text, LIME's and the metrics' word deletions are each scored once.
+        Keyed by model object, so a randomised or compressed copy never reads another model's answers. A
+        nested block shares the outermost memory; the memory ends with the block.
+        """
+        if _MEMO.get() is not None:
+            yield
+            return
+        token = _MEMO.set({})
+        try:
+            yield
+        finally:
+            _MEMO.reset(token)
 
     def predict(self, text: str) -> np.ndarray:
         """Probabilities for one non-empty text."""

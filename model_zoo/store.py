@@ -51,9 +51,10 @@ def publish_copy(source: Path, model_id: str, overwrite: bool = False, **card_up
         ModelLoadError: an invalid or reserved name, a name already taken, or a folder with no card.
     """
     from model_zoo.errors import ModelLoadError
+    from model_zoo.loading import BASE_ENCODER_ID  # loading reads the store: imported here, not at the top
     from model_zoo.paths import publish_dir_atomic, staging_dir
 
-    if not valid_id(model_id) or model_id == "minilm-base":
+    if not valid_id(model_id) or model_id == BASE_ENCODER_ID:
         raise ModelLoadError(f"{model_id!r} is not a usable model name (letters, digits, '.', '_', '-').")
     if model_path(model_id) is not None and not overwrite:
         raise ModelLoadError(f"The store already has a model called {model_id!r}; pick another name.")

@@ -1,16 +1,15 @@
-"""The training loop shared by the default-model recipe and the fine-tuning page.
+"""The training loop: the fine-tuning job (which also builds the default model) and distillation use it.
 
 It is transformers' ``Trainer`` with length bucketing (``group_by_length``), dynamic padding
 (``DataCollatorWithPadding``), a linear schedule with warm-up, scikit-learn metrics, and callbacks for
-progress, checkpointing and early stopping.
+progress, checkpointing and early stopping; transformers' own ``ProgressCallback`` draws the terminal
+progress bar when one is asked for.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,26 +17,23 @@ import numpy as np
 import torch
 
 from model_zoo.data import TextDataset
-
-
-def _field(default: Any, help: str, lo: float, hi: float) -> Any:
-    return field(default=default, metadata={"help": help, "min": lo, "max": hi})
+from model_zoo.spec import setting
 
 
 @dataclass
 class TrainConfig:
     """Hyper-parameters of one training run (defaults: the ``rt-sentiment-minilm`` recipe)."""
 
-    epochs: float = _field(1.0, "Passes over the training data", 0.1, 20.0)
-    batch_size: int = _field(32, "Examples per step", 1, 256)
-    learning_rate: float = _field(1e-4, "Peak learning rate", 1e-6, 1.0)
-    warmup_ratio: float = _field(0.06, "Fraction of steps to warm up", 0.0, 0.5)
-    weight_decay: float = _field(0.01, "AdamW weight decay", 0.0, 0.5)
-    max_length: int = _field(128, "Tokens per text (longer texts are cut)", 8, 512)
-    seed: int = _field(13, "Random seed", 0, 2**31 - 1)
-    eval_steps: int = _field(0, "Evaluate every N steps (0: at the end only)", 0, 100000)
-    early_stopping_patience: int = _field(0, "Stop after N evaluations without gain (0: off)", 0, 100)
-    save_steps: int = _field(0, "Checkpoint every N steps (0: no checkpoints)", 0, 100000)
+    epochs: float = setting(1.0, "Passes over the training data", min=0.1, max=20.0)
+    batch_size: int = setting(32, "Examples per step", min=1, max=256)
+    learning_rate: float = setting(1e-4, "Peak learning rate", min=1e-6, max=1.0)
+    warmup_ratio: float = setting(0.06, "Fraction of steps to warm up", min=0.0, max=0.5)
+    weight_decay: float = setting(0.01, "AdamW weight decay", min=0.0, max=0.5)
+    max_length: int = setting(128, "Tokens per text (longer texts are cut)", min=8, max=512)
+    seed: int = setting(13, "Random seed", min=0, max=2**31 - 1)
+    eval_steps: int = setting(0, "Evaluate every N steps (0: at the end only)", min=0, max=100000)
+    early_stopping_patience: int = setting(0, "Stop after N evaluations without gain (0: off)", min=0, max=100)
+    save_steps: int = setting(0, "Checkpoint every N steps (0: no checkpoints)", min=0, max=100000)
 
     def __post_init__(self) -> None:
         if self.early_stopping_patience and not self.eval_steps:
@@ -46,7 +42,7 @@ class TrainConfig:
             raise ValueError("epochs, batch_size and learning_rate must be positive.")
 
 
-class _Encoded(torch.utils.data.Dataset):  # type: ignore[type-arg]
+class _Encoded(torch.utils.data.Dataset):
     """Tokenized once up front, unpadded; the collator pads each batch to its longest text."""
 
     def __init__(self, ds: TextDataset, tokenizer: Any, max_length: int) -> None:
@@ -80,8 +76,13 @@ def _compute_metrics(pred: Any) -> dict[str, float]:
 
 
 def make_trainer(model: Any, tokenizer: Any, train: TextDataset, validation: TextDataset | None,
-                 cfg: TrainConfig, output_dir: Path, callbacks: list[Any] | None = None) -> Any:
-    """A configured ``transformers.Trainer`` for sequence classification."""
+                 cfg: TrainConfig, output_dir: Path, callbacks: list[Any] | None = None,
+                 progress_bar: bool = False) -> Any:
+    """A configured ``transformers.Trainer`` for sequence classification.
+
+    With ``progress_bar``, transformers' ``ProgressCallback`` draws a terminal bar (log records written above
+    it); without, nothing is printed (its ``PrinterCallback`` is removed).
+    """
     from transformers import (
         DataCollatorWithPadding,
         EarlyStoppingCallback,
@@ -117,7 +118,7 @@ def make_trainer(model: Any, tokenizer: Any, train: TextDataset, validation: Tex
         fp16=cuda and not torch.cuda.is_bf16_supported(),
         use_cpu=not cuda,
         dataloader_num_workers=0,
-        disable_tqdm=True,
+        disable_tqdm=not progress_bar,
     )
     cbs = list(callbacks or [])
     if cfg.early_stopping_patience:
@@ -132,21 +133,17 @@ def make_trainer(model: Any, tokenizer: Any, train: TextDataset, validation: Tex
         compute_metrics=_compute_metrics,
         callbacks=cbs,
     )
-    trainer.remove_callback(PrinterCallback)  # progress goes to our callbacks, not raw dicts on stdout
+    if not progress_bar:
+        trainer.remove_callback(PrinterCallback)  # progress goes to the callbacks, not raw dicts on stdout
     return trainer
 
 
-def total_steps(n_examples: int, cfg: TrainConfig) -> int:
-    return max(1, math.ceil(math.ceil(n_examples / cfg.batch_size) * cfg.epochs))
-
-
 def train(model: Any, tokenizer: Any, train_ds: TextDataset, validation: TextDataset | None, cfg: TrainConfig,
-          output_dir: Path, callbacks: list[Any] | None = None, resume: bool = False) -> dict[str, Any]:
+          output_dir: Path, callbacks: list[Any] | None = None) -> dict[str, Any]:
     """Train ``model`` in place. Returns ``{"seconds", "steps", "train_loss", "log_history"}``."""
     trainer = make_trainer(model, tokenizer, train_ds, validation, cfg, output_dir, callbacks)
     start = time.perf_counter()
-    checkpoint = resume and any(Path(output_dir).glob("checkpoint-*"))
-    result = trainer.train(resume_from_checkpoint=True if checkpoint else None)
+    result = trainer.train()
     return {
         "seconds": round(time.perf_counter() - start, 1),
         "steps": int(result.global_step),
@@ -154,9 +151,3 @@ def train(model: Any, tokenizer: Any, train_ds: TextDataset, validation: TextDat
         "log_history": trainer.state.log_history,
         "config": asdict(cfg),
     }
-
-
-def evaluate(predict_proba: Callable[[list[str]], np.ndarray], ds: TextDataset) -> dict[str, Any]:
-    """Accuracy, macro F1 and confusion matrix of a ``predict_proba`` function on a dataset."""
-    probs = predict_proba(ds.texts)
-    return classification_metrics(np.asarray(ds.labels), probs.argmax(axis=1), len(ds.label_names))

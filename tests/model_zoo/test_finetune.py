@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from model_zoo import ModelLoadError, finetune, jobs, load, store
+from model_zoo import ModelLoadError, jobs, load, store
 from model_zoo.data import TextDataset
 from model_zoo.errors import DatasetError, LoupeError
 from model_zoo.finetune import (
@@ -30,7 +30,8 @@ from model_zoo.finetune import (
     save_to_store,
     validate_config,
 )
-from model_zoo.peft_support import METHODS
+from model_zoo.finetune import job as finetune_job
+from model_zoo.methods import METHODS
 from model_zoo.training import TrainConfig, classification_metrics, make_trainer
 from tests.conftest import build_tiny_bert
 
@@ -209,8 +210,7 @@ def test_saved_model_reloads_with_the_same_predictions(method: str, config: dict
     # that wrapper does nothing, so the reference is full fp32 like the reloaded model.
     expected = _probs(prep.model.cpu(), prep.tokenizer, texts)
     folder = tmp_path / "saved"
-    cfg = FinetuneConfig(base=str(own_base), method=method, method_config=config)
-    export_model(prep, prep.model, cfg, folder)
+    export_model(prep, prep.model, folder)
     adapter = store.read_card(folder).get("peft")
     assert (adapter is None) == (method == "lora" and config.get("merge", True))
     assert (folder / "model.safetensors").exists() == (adapter is None)  # adapters do not copy the base
@@ -386,7 +386,7 @@ def test_own_validation_and_test_files_are_respected(tmp_path: Path) -> None:
     assert splits.test.labels == [1, 0, 1]  # label ids follow the training file's classes
     assert len(splits.train) + len(splits.validation) == 60 and len(splits.validation) == 6  # 10% of train.csv
     assert any("1 of the 3 test texts also occur in the training file" in n for n in splits.notes)
-    assert "test from test.csv" in splits.method
+    assert "test from test.csv" in splits.how
     val = tmp_path / "val.csv"
     val.write_text("review,sentiment\nanother,neg\nmore,pos\n", encoding="utf-8")
     both = load_data(DataSpec(str(train), "review", "sentiment", validation_source=str(val), test_source=str(test)))
@@ -404,7 +404,7 @@ def test_test_metrics_come_from_rows_never_trained_on_or_used_to_choose(base: Pa
     path = _rows(tmp_path / "rows.csv", 120)
     seen: dict[str, TextDataset] = {}
     scored: list[tuple[TextDataset, dict[str, Any]]] = []
-    make_trainer_, evaluate_ = finetune.make_trainer, finetune._evaluate
+    make_trainer_, evaluate_ = finetune_job.make_trainer, finetune_job._evaluate
 
     def spy_trainer(model: Any, tokenizer: Any, train: TextDataset, validation: TextDataset, *a: Any,
                     **kw: Any) -> Any:
@@ -416,8 +416,8 @@ def test_test_metrics_come_from_rows_never_trained_on_or_used_to_choose(base: Pa
         scored.append((ds, out))
         return out
 
-    monkeypatch.setattr(finetune, "make_trainer", spy_trainer)
-    monkeypatch.setattr(finetune, "_evaluate", spy_evaluate)
+    monkeypatch.setattr(finetune_job, "make_trainer", spy_trainer)
+    monkeypatch.setattr(finetune_job, "_evaluate", spy_evaluate)
     cfg = FinetuneConfig(base=str(base), method="head_only", name="toy-held-out",
                          data=DataSpec(str(path), "review", "sentiment"),
                          train={"epochs": 2, "batch_size": 16, "learning_rate": 0.05, "eval_steps": 4,
@@ -462,7 +462,7 @@ def test_validate_config_refuses_bad_settings(tmp_path: Path, tiny_model_dir: Pa
         validate_config(FinetuneConfig(method="qlora", name="x"))
     with pytest.raises(LoupeError, match="no setting"):
         validate_config(FinetuneConfig(method="bitfit", method_config={"r": 4}, name="x"))
-    with pytest.raises(LoupeError, match="Bad lora settings"):
+    with pytest.raises(LoupeError, match=r"lora.r=0 is below its minimum"):
         validate_config(FinetuneConfig(method="lora", method_config={"r": 0}, name="x"))
     with pytest.raises(LoupeError, match="not a usable model name"):
         validate_config(FinetuneConfig(name="../escape"))

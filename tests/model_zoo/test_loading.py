@@ -145,7 +145,8 @@ def test_missing_local_folder_and_bad_device(tmp_path: Path, tiny_model_dir: Pat
 
 
 def test_predict_proba_order_batches_and_passes(tiny_handle) -> None:  # type: ignore[no-untyped-def]
-    texts = ["short", "a much longer text " * 20, "", "medium length text here", "x"] * 7
+    texts = [f"{t}{i}" for i in range(7) for t in ("short", "a much longer text " * 20, "", "medium length text ", "x")]
+    texts[2] = ""  # one empty text; 35 distinct texts in all
     with tiny_handle.meter() as passes:
         probs = tiny_handle.predict_proba(texts, batch_size=8)
     assert passes[0] == 5  # ceil(35 / 8)
@@ -153,6 +154,26 @@ def test_predict_proba_order_batches_and_passes(tiny_handle) -> None:  # type: i
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
     one_by_one = np.vstack([tiny_handle.predict_proba([t]) for t in texts[:5]])
     np.testing.assert_allclose(probs[:5], one_by_one, atol=1e-5)
+
+
+def test_repeated_texts_and_remembered_ones_cost_no_pass(tiny_handle, tiny_model_dir) -> None:  # type: ignore[no-untyped-def]
+    texts = ["a fine film", "a dull film", "a fine film", "a fine film"]
+    with tiny_handle.meter() as passes:
+        probs = tiny_handle.predict_proba(texts, batch_size=1)
+    assert passes[0] == 2  # two distinct texts, one per batch
+    np.testing.assert_allclose(probs[0], probs[2])
+    with tiny_handle.remember():
+        with tiny_handle.meter() as first:
+            tiny_handle.predict_proba(["a fine film", "a new film"])
+        with tiny_handle.meter() as again:
+            again_probs = tiny_handle.predict_proba(["a new film", "a fine film"])
+        other = load(tiny_model_dir)  # another model object never reads this one's answers
+        with other.meter() as elsewhere:
+            other.predict_proba(["a fine film"])
+    with tiny_handle.meter() as after:
+        tiny_handle.predict_proba(["a fine film"])
+    assert (first[0], again[0], elsewhere[0], after[0]) == (1, 0, 1, 1)
+    np.testing.assert_allclose(again_probs[1], probs[0], atol=1e-6)
 
 
 def test_encode_truncates_long_text_and_refuses_empty(tiny_handle) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,99 @@
+"""``python -m model_zoo finetune``: the fine-tuning job, run in the terminal with a progress bar.
+
+Flags come from the specs: the run's (``--base``, ``--method``, ``--name``, ``--no-publish``...), the data's
+(``--data``, ``--text-column``, ``--limit``...) and the training settings' (``--epochs``, ``--batch-size``,
+``--lr``...; unset ones take the method's recipe); the method's own settings are ``--set KEY=VALUE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from typing import Any
+
+from model_zoo import cli, jobs, spec
+from model_zoo.finetune.config import JOB_DEFAULTS, DataSpec, FinetuneConfig
+from model_zoo.finetune.job import run_here
+from model_zoo.methods import METHODS
+from model_zoo.training import TrainConfig
+
+# Flags whose name is not their setting's (kept from earlier versions, and shorter): flag names per setting.
+_DATA_FLAGS: dict[str, tuple[str, ...]] = {"source": ("--data",), "validation_source": ("--validation-data",),
+                                            "test_source": ("--test-data",)}
+_TRAIN_FLAGS: dict[str, tuple[str, ...]] = {"learning_rate": ("--learning-rate", "--lr")}
+_RUN_SKIP = ("data", "method_config", "train", "progress_bar")
+
+
+def _flag(parser: argparse._ActionsContainer, cls: type, name: str, flags: tuple[str, ...]) -> None:
+    """One flag (with aliases) for setting ``name`` of ``cls``, typed and explained by its spec."""
+    s = next(s for s in spec.settings(cls) if s.name == name)
+    parser.add_argument(*flags, dest=name, type=s.parse, default=None, help=f"{s.help} (default: {s.default!r})")
+
+
+def _methods_help() -> str:
+    return "methods: --set settings; recipe\n" + "\n".join(
+        f"  {name:<14} {', '.join(s.name for s in spec.settings(m.Config, name)) or '-'}; "
+        + ", ".join(f"{k} {v}" for k, v in m.recipe.items()) for name, m in METHODS.items())
+
+
+@cli.command("model_zoo", "finetune")
+def add_cli(sub: Any) -> None:
+    """Add ``python -m model_zoo finetune``."""
+    p = sub.add_parser("finetune", help="fine-tune a model (" + ", ".join(METHODS) + ")", epilog=_methods_help(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    spec.add_arguments(p, FinetuneConfig, skip=_RUN_SKIP, default_none=True)
+    data = p.add_argument_group("data")
+    spec.add_arguments(data, DataSpec, skip=tuple(_DATA_FLAGS), default_none=True)
+    for name, flags in _DATA_FLAGS.items():
+        _flag(data, DataSpec, name, flags)
+    train = p.add_argument_group("training", "An unset flag takes the method's recipe (below), else the default shown.")
+    spec.add_arguments(train, TrainConfig, skip=tuple(_TRAIN_FLAGS), default_none=True,
+                       defaults_from=TrainConfig(**JOB_DEFAULTS))
+    for name, flags in _TRAIN_FLAGS.items():
+        _flag(train, TrainConfig, name, flags)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a setting of the method, e.g. --set r=16 (repeatable; see below)")
+    p.add_argument("--resume", metavar="JOB_ID", help="continue an interrupted job from its last checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the job's result as JSON (logs go to stderr)")
+    p.set_defaults(func=_cmd_finetune)
+
+
+def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
+    """The run the flags describe (unset flags: the spec's defaults and the method's recipe)."""
+    run = spec.from_args(args, FinetuneConfig, skip=_RUN_SKIP)
+    method = METHODS.lookup(run.get("method", FinetuneConfig.method))
+    run.setdefault("name", f"{method.name.replace('_', '-')}-{time.strftime('%Y%m%d-%H%M%S')}")
+    return FinetuneConfig.from_dict({
+        **run,
+        "data": spec.from_args(args, DataSpec),
+        "method_config": spec.parse_assignments(args.set, method.Config, method.name),
+        "train": spec.from_args(args, TrainConfig),
+        "progress_bar": not (args.quiet or args.json),
+    })
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    cfg = FinetuneConfig() if args.resume else config_from_args(args)
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        job_id, status = run_here(cfg, resume_job=args.resume)
+    res = jobs.result(job_id) or {}
+    if args.json:
+        print(json.dumps({"job": job_id, "state": status.get("state"), "message": status.get("message"), **res},
+                         indent=2, default=str))
+        return 0 if status.get("state") == "done" else 1
+    if status.get("state") != "done":
+        print(f"error: job {job_id} {status.get('state')}: {status.get('message')}")
+        print(f"(log: {jobs.job_dir(job_id) / 'log.txt'}; continue with --resume {job_id})")
+        return 1
+    val, test = res["metrics"]["validation"], res["metrics"]["test"]
+    print(f"{res['method']}: {res['trainable']:,} of {res['total']:,} parameters trained, {res['steps']} steps in "
+          f"{res['train_seconds']} s")
+    chose = ", picked the checkpoint" if (res.get("selection") or {}).get("split") else ""
+    print(f"validation ({val['size']} texts{chose}): accuracy {val['accuracy']:.4f}; "
+          f"test ({test['size']} held-out texts): accuracy {test['accuracy']:.4f}, macro F1 {test['f1_macro']:.4f}")
+    print(f"saved to {res['path']}" + (f" (store id {res['model_id']})" if res["model_id"] else ""))
+    return 0
