@@ -27,12 +27,12 @@ app: prepare  ## set up, prepare the default model, start the dashboard
 
 test: $(VENV)/.dev-installed  ## set up, lint, and run the whole test suite (browser tests need /usr/bin/chromium)
 	$(BIN)/ruff check .
-	$(BIN)/mypy explainers model_zoo
+	$(BIN)/mypy explainers model_zoo dashboard
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
-	$(BIN)/mypy explainers model_zoo
+	$(BIN)/mypy explainers model_zoo dashboard
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/default_model.py

@@ -22,13 +22,10 @@ def default_handle(model: str | None = None):  # type: ignore[no-untyped-def]
 
 
 def table(rows: list[dict], floatfmt: str = "{:.3f}") -> str:  # type: ignore[type-arg]
-    """Rows of dicts as an aligned plain-text table."""
+    """Rows of dicts as a plain-text table (``model_zoo.cli.table``), floats formatted with ``floatfmt``."""
+    from model_zoo.cli import table as text_table
+
     if not rows:
         return "(no rows)"
     cols = list(rows[0])
-    cells = [[c for c in cols]] + [[floatfmt.format(r[c]) if isinstance(r[c], float) else str(r[c]) for c in cols]
-                                   for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
-    lines = ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return text_table(([floatfmt.format(r[c]) if isinstance(r[c], float) else r[c] for c in cols] for r in rows), cols)

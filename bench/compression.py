@@ -25,10 +25,11 @@ from pathlib import Path
 
 import _common  # noqa: F401  (puts the project root first on sys.path, bench/ out)
 
-from explainers.compression_report import CompressConfig, format_table, run_compression
-from model_zoo import DEFAULT_MODEL_ID
+from explainers.compression_report import CompressConfig, build_config, format_table, run_compression
+from model_zoo import spec as config_spec
 
 VARIANTS = "int8,prune-30,prune-50,layers-3,distill-3l"
+BENCH = CompressConfig(n_eval=0, repeats=40)  # the whole test split, more timed batches than the job's default
 
 
 def _variants(names: str, recovery: int, distill_examples: int, epochs: float) -> list[dict[str, object]]:
@@ -46,22 +47,18 @@ def _variants(names: str, recovery: int, distill_examples: int, epochs: float) -
 def main(argv: list[str] | None = None) -> int:
     """Run the comparison and print the table. Returns 0, or 1 when the int8 target is missed."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default=DEFAULT_MODEL_ID)
+    skip = ("variants", "save_variants")  # variants: names here, expanded with the settings below
+    config_spec.add_arguments(p, CompressConfig, skip=skip, scope="compress", defaults_from=BENCH)
     p.add_argument("--variants", default=VARIANTS, help=f"comma-separated (default {VARIANTS})")
-    p.add_argument("--methods", default="ig,shap", help="explainers compared for drift")
-    p.add_argument("--n-eval", type=int, default=0, help="test texts for accuracy (0: the whole split)")
-    p.add_argument("--n-drift", type=int, default=20, help="sentences explained for drift")
-    p.add_argument("--repeats", type=int, default=40, help="timed batches per variant and batch size")
     p.add_argument("--recovery", type=int, default=500, help="layers-N: recovery fine-tune texts (0: none)")
     p.add_argument("--distill-examples", type=int, default=2000, help="distill: training texts")
     p.add_argument("--epochs", type=float, default=1.0, help="distill/recovery epochs")
     p.add_argument("--out", default=None, help="keep variant folders here")
     p.add_argument("--json-out", default=None, help="also write the full result as JSON here")
     args = p.parse_args(argv)
-    cfg = CompressConfig(model=args.model, variants=_variants(args.variants, args.recovery, args.distill_examples,
-                                                              args.epochs),
-                         methods=args.methods, n_eval=args.n_eval, n_drift=args.n_drift, repeats=args.repeats,
-                         save_variants=args.out is not None)
+    cfg = build_config({**config_spec.from_args(args, CompressConfig, skip=skip),
+                        "variants": _variants(args.variants, args.recovery, args.distill_examples, args.epochs),
+                        "save_variants": args.out is not None})
     workdir = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="loupe-bench-compress-"))
     start = time.perf_counter()
 
@@ -76,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
     print(f"model {result['model']} on {result['device']}, {result['threads']} threads; accuracy on "
-          f"{result['eval_texts']} test texts; drift on {result['drift_texts']} sentences with {args.methods}; "
-          f"{result['seconds']:.0f} s")
+          f"{result['eval_texts']} test texts; drift on {result['drift_texts']} sentences with "
+          f"{', '.join(cfg.methods)}; {result['seconds']:.0f} s")
     print(format_table(result))
     rows = {r["variant"]: r for r in result["rows"]}
     for name, row in rows.items():

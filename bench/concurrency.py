@@ -39,7 +39,7 @@ def _worker(args: argparse.Namespace) -> None:
 
     logging.disable(logging.WARNING)  # Streamlit's "no runtime" notes: the caches work without one
     import explainers
-    from dashboard import services, state
+    from dashboard import services
     from model_zoo import load
     from model_zoo.data import rotten_tomatoes
 
@@ -47,7 +47,7 @@ def _worker(args: argparse.Namespace) -> None:
     methods = args.methods.split(",")
     test = rotten_tomatoes("test")
     texts = [t for t in test.texts if 60 <= len(t) <= 140][: args.sessions + 1]
-    warm = services.ExplainRequest(state.model_key(handle), texts.pop(), methods)
+    warm = services.ExplainRequest(services.model_key(handle), texts.pop(), methods)
     long_text = " ".join(t for t in test.texts[:400] if len(t) > 100)[:1500]
     for m in methods:  # imports and first-call costs, outside the clock
         services.run_one(handle, warm, m)
@@ -58,9 +58,9 @@ def _worker(args: argparse.Namespace) -> None:
     def session(i: int) -> None:
         if long_run and i == 0:  # a review-length text (about 250 words), so SHAP has many tokens to split
             config = explainers.get("shap").Config(max_evals=args.long_evals)
-            req = services.ExplainRequest(state.model_key(handle), long_text, ["shap"], {"shap": config})
+            req = services.ExplainRequest(services.model_key(handle), long_text, ["shap"], {"shap": config})
         else:
-            req = services.ExplainRequest(state.model_key(handle), texts[i], methods)
+            req = services.ExplainRequest(services.model_key(handle), texts[i], methods)
         start.wait()
         if long_run and i:
             time.sleep(1.0)

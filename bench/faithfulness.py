@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from explainers.evaluation import evaluate  # noqa: E402
 from model_zoo import DEFAULT_MODEL_ID  # noqa: E402
+from model_zoo.cli import table as text_table  # noqa: E402
 
 DEFAULT = "ig,shap,lime,attention,saliency,grad_x_input,ablation"
 
@@ -40,10 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     print(report.table())
     names = [r.method for r in report.rows]
     print("\nmean Spearman agreement (rows x columns)")
-    print(" " * 13 + "".join(f"{m[:10]:>11}" for m in names))
-    for a in names:
-        cells = ["1.000" if a == b else _fmt(report.pairwise[a].get(b, {}).get("spearman")) for b in names]
-        print(f"{a[:12]:<13}" + "".join(f"{c:>11}" for c in cells))
+    print(text_table(([a] + ["1.000" if a == b else _fmt(report.pairwise[a].get(b, {}).get("spearman"))
+                                for b in names] for a in names), ["", *names]))
     print(f"\n{time.perf_counter() - start:.0f} s in all (cached explainers: "
           f"{', '.join(r.method for r in report.rows if r.cached) or 'none'})")
     return 0

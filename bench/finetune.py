@@ -4,7 +4,8 @@ Each method runs as the real ``finetune`` job (``model_zoo.finetune.run_here``: 
 loop, saving and reloading), in its own process so that peak memory is that method's alone: peak RSS on
 the CPU, ``torch.cuda.max_memory_allocated`` on a GPU. Only the epochs (1) and the training sample (2,000
 sentences, seeded) are set here; everything else is the method's recipe. No periodic evaluation and no
-checkpoints, so the wall time is training alone; validation accuracy is on the whole validation split.
+checkpoints, so the wall time is training alone; validation accuracy is on the whole validation split, test
+accuracy on the held-out test split (scored once, on the model as saved).
 
     LOUPE_HOME=/tmp/lh-bench-ft python bench/finetune.py [--methods lora,bitfit] [--limit 2000] [--epochs 1]
 """
@@ -29,8 +30,7 @@ def run_one(method: str, base: str, limit: int, epochs: float) -> dict[str, obje
     import torch
 
     from model_zoo import jobs
-    from model_zoo.finetune import DataSpec, FinetuneConfig, run_here
-    from model_zoo.peft_support import METHODS
+    from model_zoo.finetune import METHODS, DataSpec, FinetuneConfig, run_here
 
     cfg = FinetuneConfig(base=base, method=method, name=f"bench-{method.replace('_', '-')}", publish=False,
                          data=DataSpec("rt", limit=limit), train={"epochs": epochs, "eval_steps": 0, "save_steps": 0})
@@ -43,14 +43,14 @@ def run_one(method: str, base: str, limit: int, epochs: float) -> dict[str, obje
     return {"method": METHODS[method].title, "train_s": res["train_seconds"], "job_s": res["seconds"],
             "steps": res["steps"], "train_loss": res["train_loss"],
             "val_cm": res["metrics"]["validation"]["confusion_matrix"],
-            "trainable_pct": 100 * res["trainable"] / res["total"],
+            "trainable": res["trainable"], "trainable_pct": 100 * res["trainable"] / res["total"],
             "peak_mib": peak / 2**20, "peak_kind": "GPU allocated" if cuda else "RSS",
             "val_acc": res["metrics"]["validation"]["accuracy"], "test_acc": res["metrics"]["test"]["accuracy"],
             "device": "cuda" if cuda else f"cpu ({torch.get_num_threads()} threads)"}
 
 
 def main() -> int:
-    from model_zoo.peft_support import METHODS
+    from model_zoo.finetune import METHODS
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--methods", default=",".join(METHODS))
@@ -80,10 +80,10 @@ def main() -> int:
         return 1
     print(f"\nFine-tuning {args.base} on {args.limit} Rotten Tomatoes training sentences, {args.epochs:g} epoch, "
           f"each method's default recipe; device {rows[0]['device']}\n")
-    cols = [("method", "method", "{}"), ("train s", "train_s", "{:.1f}"), ("job s", "job_s", "{:.1f}"),
-            ("steps", "steps", "{}"), ("train loss", "train_loss", "{:.3f}"),
-            ("trainable %", "trainable_pct", "{:.3f}"), (f"peak MiB ({rows[0]['peak_kind']})", "peak_mib", "{:.0f}"),
-            ("val acc", "val_acc", "{:.3f}"), ("val confusion", "val_cm", "{}")]
+    cols = [("method", "method", "{}"), ("trainable", "trainable", "{:,}"), ("trainable %", "trainable_pct", "{:.3f}"),
+            ("val acc", "val_acc", "{:.3f}"), ("test acc", "test_acc", "{:.3f}"), ("train s", "train_s", "{:.1f}"),
+            (f"peak MiB ({rows[0]['peak_kind']})", "peak_mib", "{:.0f}"), ("job s", "job_s", "{:.1f}"),
+            ("steps", "steps", "{}"), ("train loss", "train_loss", "{:.3f}"), ("val confusion", "val_cm", "{}")]
     cells = [[c[0] for c in cols]] + [[fmt.format(r[key]) for _, key, fmt in cols] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
     for n, row in enumerate(cells):

@@ -10,12 +10,17 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from model_zoo import DEFAULT_MODEL_ID, LoupeError
 from model_zoo.errors import run_cli
 
+if TYPE_CHECKING:  # explainers is imported only when a report is made
+    from explainers import Attribution
+    from model_zoo import ModelHandle
 
-def _explain_all(handle, text: str, methods: list[str]):  # type: ignore[no-untyped-def]
+
+def _explain_all(handle: ModelHandle, text: str, methods: list[str]) -> list[Attribution]:
     import explainers
 
     return [explainers.get(m).explain(handle, text) for m in methods]

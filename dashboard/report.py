@@ -16,7 +16,7 @@ from typing import Any
 import explainers
 from dashboard import __version__
 from dashboard.components.highlight import CSS as HIGHLIGHT_CSS
-from dashboard.components.highlight import esc_html, highlight_html, legend_html, scale_of
+from dashboard.components.highlight import esc_html, highlight_html, legend_html
 from explainers import Attribution
 from explainers.metrics import Faithfulness, agreement, faithfulness_many
 from model_zoo.hosting import strip_paths
@@ -143,25 +143,6 @@ def explain_report(handle: Any, text: str, attributions: Sequence[Attribution],
         body += f"<h2>Agreement (Spearman of word scores)</h2>{_agreement_table(attributions)}"
     model = card.get("id") if card else getattr(handle, "id", "model")
     return _page(f"Loupe report · {model}", body, card if card is not None else getattr(handle, "info", None))
-
-
-def compare_report(text: str, results: Mapping[str, Mapping[str, Attribution]], drift_rows: Sequence[Mapping[str, Any]],
-                   predictions: Mapping[str, Sequence[float]], labels: Mapping[str, Sequence[str]]) -> str:
-    """An HTML report of one text through several models: predictions, attributions per explainer, drift."""
-    body = f"<h2>Text</h2><div class='card'><div class='loupe-text'>{esc(text)}</div></div><h2>Predictions</h2>"
-    body += "<div class='grid'>" + "".join(f"<div class='card'><h3>{esc(m)}</h3>{_prediction(labels[m], p)}</div>"
-                                           for m, p in predictions.items()) + "</div>"
-    for method, by_model in results.items():
-        shared = max(scale_of(a) for a in by_model.values())
-        body += f"<h2>{esc(explainers.get(method).title)}</h2><div class='grid'>"
-        body += "".join(f"<div class='card'><h3>{esc(m)}</h3>{highlight_html(a, 'words', shared)}</div>"
-                        for m, a in by_model.items()) + "</div>"
-    if drift_rows:
-        cols = list(drift_rows[0])
-        body += "<h2>Drift</h2><table><tr>" + "".join(f"<th>{esc(c)}</th>" for c in cols) + "</tr>"
-        body += "".join("<tr>" + "".join(f"<td class='num'>{_num(r[c])}</td>" for c in cols) + "</tr>"
-                        for r in drift_rows) + "</table>"
-    return _page("Loupe comparison", body, None)
 
 
 def table_report(title: str, rows: Sequence[Mapping[str, Any]], note: str = "") -> str:

@@ -1,173 +1,187 @@
-"""Every cache and session-state key of the dashboard, in one place.
+"""Every session-state key of the dashboard, in one place, each with what it holds.
 
-Models are cached per process with ``st.cache_resource`` keyed on (model id, revision, device);
-explanations with ``st.cache_data`` keyed on (model key, text, explainer, config, target). Only models
-that come from the store, the bundled package or a server folder are cached; nothing a single session
-made privately is put in a shared cache.
+A key belongs to one page (or component) and only that page writes it, except the documented hand-offs at
+the end (:func:`use_model`, :func:`ask_compare`): a button on one page choosing what another page opens with.
+Widget keys are session keys too (Streamlit keeps a keyed widget's value under its key), so they are here.
+Cached calls live in :mod:`dashboard.services`; nothing here computes anything.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import os
-import threading
-from collections import OrderedDict
-from typing import Any
+from collections.abc import Sequence
 
 import streamlit as st
 
-import explainers
-from explainers import Attribution
-from model_zoo import DEFAULT_MODEL_ID, ModelHandle, ModelLoadError, load, loading, store
-
-# Session-state keys.
-MODEL = "loupe_model"  # the id/path of the model in use
+# --- the model in use (sidebar) -----------------------------------------------------------------------------
+MODEL = "loupe_model"  # the id/path of the model in use (sidebar; hand-off target of use_model)
 MODEL_OK = "loupe_model_ok"  # the last model that loaded; kept when a new choice fails
 MODEL_ERROR = "loupe_model_error"  # message of the last failed load (the previous model stays)
-TEXT = "loupe_text"
-METHODS = "loupe_methods"
-TARGET = "loupe_target"
-LAYOUT = "loupe_layout"
-GRANULARITY = "loupe_granularity"
-SANITY = "loupe_sanity"
-RESULTS = "loupe_results"  # the last explanation request and its attributions
+MODEL_PATH = "loupe_model_path"  # widget: the folder typed under "Load a folder"
+MODEL_FROM_LINK = "loupe_model_qp"  # the ?model= value already applied, so a later pick in the sidebar wins
+OWNER = "loupe_owner"  # this session's owner token, when there is neither a login nor a browser cookie
+LOGOUT = "loupe_logout"  # widget: the Log out button
+
+
+def login_button(provider: str | None) -> str:
+    """Widget: the sign-in button for ``provider`` (None: the one provider of ``[auth]``)."""
+    return f"loupe_login_{provider or 'default'}"
+
+
+# --- Explain ------------------------------------------------------------------------------------------------
+TEXT = "loupe_text"  # widget: the text to explain (read by Compare as its first default text)
+METHODS = "loupe_methods"  # widget: the chosen explainers (names)
+TARGET = "loupe_target"  # widget: the class to explain (None: the predicted one)
+LAYOUT = "loupe_layout"  # widget: "grid" or "stacked"
+GRANULARITY = "loupe_granularity"  # widget: "words" or "subwords"
+SANITY = "loupe_sanity"  # widget: run the model-randomisation check after the results
+RESULTS = "loupe_results"  # the last explanation request (services.ExplainRequest); redrawn on every rerun
+LINK_APPLIED = "loupe_qp_applied"  # True once this session's opening permalink filled the page
 LINK_NOTES = "loupe_link_notes"  # what the opening permalink asked for that was changed or left out
-LINK_PENDING = "loupe_link_pending"  # a permalink filled the page; nothing runs until Explain is pressed
-CONFIG_PREFIX = "loupe_cfg"
+LINK_PENDING = "loupe_link_pending"  # a permalink filled the page; why nothing runs until Explain is pressed
+AUTORUN = "loupe_autorun"  # True: the opening permalink may run at once (popped by the run it starts)
+PNG = "loupe_png"  # bytes of the last PNG report, offered for download
+CONFIG_PREFIX = "loupe_cfg"  # explainer settings widgets: f"{CONFIG_PREFIX}.<explainer>.<field>"
 
 
-def default_model() -> str:
-    return os.environ.get("LOUPE_DEFAULT_MODEL", DEFAULT_MODEL_ID)
+def config_prefix(method: str) -> str:
+    """The key prefix of one explainer's settings widgets (:func:`config_widgets`; a permalink fills them)."""
+    return f"{CONFIG_PREFIX}.{method}"
 
 
-def model_revision(model: str) -> str:
-    """The model's file stamp (``"missing"`` when it cannot be found: loading then says why)."""
-    try:
-        return loading.model_revision(model)
-    except ModelLoadError:
-        return "missing"
+def example_button(i: int) -> str:
+    """Widget: the ``i``-th example sentence button."""
+    return f"loupe_ex{i}"
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
-def _load(model: str, revision: str, device: str) -> ModelHandle:
-    return load(model, device=device)
+def attention_token(method: str) -> str:
+    """Widget: the token picked in an attention card's layer × head view."""
+    return f"loupe_head_tok_{method}"
 
 
-def get_handle(model: str) -> ModelHandle:
-    """The loaded model (cached per process); raises ``ModelLoadError`` with a readable message."""
-    return _load(model, model_revision(model), os.environ.get("LOUPE_DEVICE", "auto"))
+# --- Compare models -----------------------------------------------------------------------------------------
+COMPARE_MODELS = "loupe_cmp_models"  # widget: the models to compare, reference first (hand-off: ask_compare)
+COMPARE_TEXT = "loupe_cmp_text"  # widget: the text
+COMPARE_METHODS = "loupe_cmp_methods"  # widget: the explainers
+COMPARE_REQUEST = "loupe_cmp_request"  # (models, text, methods) of the last comparison; redrawn on reruns
+COMPARE_LINK_APPLIED = "loupe_cmp_qp"  # True once the opening permalink filled the page
+COMPARE_LINK_NOTES = "loupe_cmp_notes"  # what the opening permalink asked for that was changed or left out
+COMPARE_LINK_PENDING = "loupe_cmp_pending"  # why the opening permalink waits for the Compare button
+COMPARE_AUTORUN = "loupe_cmp_run"  # True: the opening permalink may run at once (popped by that run)
+
+# --- Fine-tune ----------------------------------------------------------------------------------------------
+FT_SOURCE = "loupe_ft_source"  # widget: bundled Rotten Tomatoes or an uploaded CSV
+FT_BASE = "loupe_ft_base"  # widget: the base model
+FT_METHOD = "loupe_ft_method"  # widget: the fine-tuning method
+FT_PANEL = "loupe_ft"  # prefix of the job panel's keys (see job_status below)
 
 
-def model_key(handle: ModelHandle) -> str:
-    return f"{handle.id}@{model_revision(str(handle.info.get('path') or handle.id))}"
+def ft_method_prefix(method: str) -> str:
+    """The key prefix of a fine-tuning method's settings widgets."""
+    return f"loupe_ft_m.{method}"
 
 
-def config_json(config: Any) -> str:
-    return json.dumps(dataclasses.asdict(config), sort_keys=True)
+def ft_train_prefix(method: str) -> str:
+    """The key prefix of the training hyper-parameter widgets (per method: their defaults differ)."""
+    return f"loupe_ft_t.{method}"
 
 
-@st.cache_data(max_entries=512, show_spinner=False)
-def _explain(key: str, text: str, method: str, config: str, target: int | None, _handle: ModelHandle) -> Attribution:
-    # key, text, method, config and target form the cache key; the handle is fixed by `key`.
-    explainer = explainers.get(method)
-    return explainer.explain(_handle, text, target, explainer.Config(**json.loads(config)))
+def ft_name(job_id: str) -> str:
+    """Widget: the name a finished job's model is saved under."""
+    return f"loupe_ft_name_{job_id}"
 
 
-# Keys of the explanations computed in this process, most recent last: a hint that ``_explain`` will hit its
-# cache, so a page need not queue for work that is already done. Smaller than the cache and refreshed on each
-# use, so a key here is (almost always) still cached; a miss only means the work is done without queueing.
-_DONE: OrderedDict[tuple[Any, ...], None] = OrderedDict()
-_DONE_LOCK = threading.Lock()
-_DONE_SIZE = 256
+def ft_save(job_id: str) -> str:
+    """Widget: the Save to the store button of a finished job."""
+    return f"loupe_ft_save_{job_id}"
 
 
-def _explain_key(handle: ModelHandle, text: str, method: str, config: Any, target: int | None) -> tuple[Any, ...]:
-    return (model_key(handle), text, method, config_json(config), target)
+def ft_saved(job_id: str) -> str:
+    """The store id a finished job's model was saved as in this session."""
+    return f"loupe_ft_saved_{job_id}"
 
 
-def is_cached(handle: ModelHandle, text: str, method: str, config: Any, target: int | None) -> bool:
-    """Whether this explanation was made in this process recently (so :func:`explain` returns at once)."""
-    with _DONE_LOCK:
-        return _explain_key(handle, text, method, config, target) in _DONE
+def ft_explain(job_id: str) -> str:
+    """Widget: the Explain it button of a saved model."""
+    return f"loupe_ft_explain_{job_id}"
 
 
-def explain(handle: ModelHandle, text: str, method: str, config: Any, target: int | None) -> Attribution:
-    """A cached explanation: the same model, text, explainer, config and target return instantly."""
-    key = _explain_key(handle, text, method, config, target)
-    result = _explain(*key, handle)
-    with _DONE_LOCK:
-        _DONE[key] = None
-        _DONE.move_to_end(key)
-        while len(_DONE) > _DONE_SIZE:
-            _DONE.popitem(last=False)
-    return result
+def ft_compare(job_id: str) -> str:
+    """Widget: the Compare with its base button of a saved model."""
+    return f"loupe_ft_cmp_{job_id}"
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
-def _predict(key: str, text: str, _handle: ModelHandle) -> list[float]:
-    return [float(p) for p in _handle.predict(text)]
+# --- Compress -----------------------------------------------------------------------------------------------
+CX_MODEL = "loupe_cx_model"  # widget: the model to compress
+CX_SENTENCE = "loupe_cx_sentence"  # widget: the sentence shown in the results viewer
+CX_VARIANT = "loupe_cx_variant"  # widget: the variant shown in the results viewer
+CX_METHOD = "loupe_cx_method"  # widget: the explainer shown in the results viewer
+CX_SAVE_VARIANT = "loupe_cx_save_variant"  # widget: the variant to save to the store
+CX_SAVED = "loupe_cx_saved"  # the store id of the last variant saved in this session
+CX_PANEL = "loupe_cx"  # prefix of the job panel's keys
+CX_SETTINGS = "loupe_cx_run"  # prefix of the comparison's own settings widgets (n_eval, n_drift)
 
 
-def predict(handle: ModelHandle, text: str) -> list[float]:
-    return _predict(model_key(handle), text, handle)
+def cx_kind_on(kind: str) -> str:
+    """Widget: whether variants of ``kind`` are made."""
+    return f"loupe_cx_on_{kind}"
 
 
-def store_models() -> list[dict[str, Any]]:
-    return store.list_models()
+def cx_setting(kind: str, name: str) -> str:
+    """Widget: one setting of a kind of variant (for a swept setting, e.g. pruning's sparsity, its values)."""
+    return f"loupe_cx_{kind}_{name}"
 
 
-@st.cache_data(show_spinner=False)
-def example_sentences(n: int = 6) -> list[str]:
-    """A few short, varied Rotten Tomatoes test sentences (fixed: the same for everyone)."""
-    from model_zoo.data import rotten_tomatoes
-    from model_zoo.errors import DatasetError
-
-    try:
-        test = rotten_tomatoes("test")
-    except DatasetError:  # the data package is optional for the app; no examples then
-        return []
-    by_label: dict[int, list[str]] = {}
-    for text, label in zip(test.texts, test.labels):
-        if 40 <= len(text) <= 140:
-            by_label.setdefault(label, []).append(text)
-    interleaved = [t for group in zip(*by_label.values()) for t in group]
-    return interleaved[:n]
+def cx_save_name(variant: str) -> str:
+    """Widget: the store id a variant is saved under."""
+    return f"loupe_cx_save_name_{variant}"
 
 
-@st.cache_data(max_entries=512, show_spinner=False)
-def _faithfulness(key: str, text: str, method: str, config: str, target: int | None, _handle: ModelHandle,
-                  _attribution: Attribution) -> Any:
-    from explainers.metrics import faithfulness
-
-    return faithfulness(_handle, _attribution)
+# --- Evaluate explainers and Models -------------------------------------------------------------------------
+EVAL_PANEL = "loupe_eval"  # prefix of the job panel's keys
 
 
-def faithfulness(handle: ModelHandle, attribution: Attribution) -> Any:
-    """Faithfulness (ERASER AOPC, deletion/insertion, random baseline) of a result; one batched call, cached."""
-    return _faithfulness(model_key(handle), attribution.text, attribution.method,
-                         json.dumps(attribution.params, sort_keys=True), attribution.target, handle, attribution)
+def eval_open(job_id: str) -> str:
+    """Widget: the button that opens one of this person's recent evaluations."""
+    return f"loupe_eval_{job_id}"
 
 
-@st.cache_data(max_entries=512, show_spinner=False)
-def _sanity(key: str, text: str, method: str, config: str, target: int, _handle: ModelHandle,
-            _attribution: Attribution) -> Any:
-    from explainers.sanity import randomisation_check
-
-    return randomisation_check(_handle, _attribution)  # with the settings the attribution was made with
+def models_use(model_id: str) -> str:
+    """Widget: the Explain with this model button on the Models page."""
+    return f"loupe_use_{model_id}"
 
 
-def sanity(handle: ModelHandle, attribution: Attribution) -> Any:
-    """The model-randomisation sanity check of a result (every weight re-drawn; one more explanation), cached."""
-    return _sanity(model_key(handle), attribution.text, attribution.method,
-                   json.dumps(attribution.params, sort_keys=True), attribution.target, handle, attribution)
+# --- a job panel (components.jobs), one per page, keyed by the page's panel prefix ---------------------------
+def job_status(panel: str) -> str:
+    """The job's status as the panel last read it (a dict; the page reads it after the panel)."""
+    return f"{panel}_status"
 
 
-@st.cache_data(max_entries=64, show_spinner="Counting trainable parameters…")
-def trainable_parameters(base: str, revision: str, method: str, config: str,
-                         labels: tuple[str, ...]) -> tuple[int, int]:
-    """(trainable, total) parameters of ``base`` set up for ``method`` (built on the CPU, then dropped)."""
-    from model_zoo.finetune import prepare_model
+def job_seen_active(panel: str, job_id: str) -> str:
+    """True while the panel has seen the job queued or running (it redraws the page once when it ends)."""
+    return f"{panel}_seen_active_{job_id}"
 
-    prep = prepare_model(base, method, json.loads(config), list(labels), device="cpu")
-    return prep.trainable, prep.total
+
+def job_failed(panel: str, job_id: str) -> str:
+    """Why the panel stopped following the job (its files could not be read); shown instead of polling."""
+    return f"{panel}_failed_{job_id}"
+
+
+def job_cancel(panel: str, job_id: str) -> str:
+    """Widget: the Cancel button."""
+    return f"{panel}_cancel_{job_id}"
+
+
+def job_resume(panel: str, job_id: str) -> str:
+    """Widget: the Resume button."""
+    return f"{panel}_resume_{job_id}"
+
+
+# --- hand-offs: a page choosing what another page opens with --------------------------------------------------
+def use_model(model_id: str) -> None:
+    """Make ``model_id`` the model in use (the sidebar loads it on the next page); "Explain it" buttons."""
+    st.session_state[MODEL] = model_id
+
+
+def ask_compare(models: Sequence[str]) -> None:
+    """Open Compare with these models chosen (Fine-tune's "Compare with its base")."""
+    st.session_state[COMPARE_MODELS] = list(models)

@@ -170,6 +170,8 @@ class Explainer(Protocol):
     Config: type
     signed: bool
     claims_faithfulness: bool
+    description: str
+    needs_exclusive_model: bool
 
     def supports(self, handle: ModelHandle) -> bool: ...
 

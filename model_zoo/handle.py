@@ -274,12 +274,6 @@ class ModelHandle:
         finally:
             _MEMO.reset(token)
 
-    def predict(self, text: str) -> np.ndarray:
-        """Probabilities for one non-empty text."""
-        if not text or not text.strip():
-            raise EmptyTextError("The text is empty. Type or paste some text to explain.")
-        return self.predict_proba([text])[0]
-
     def forward_attentions(self, input_ids: torch.Tensor,
                            attention_mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities and attention weights ``(layers, batch, heads, seq, seq)`` in one pass.

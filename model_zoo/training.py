@@ -77,11 +77,12 @@ def _compute_metrics(pred: Any) -> dict[str, float]:
 
 def make_trainer(model: Any, tokenizer: Any, train: TextDataset, validation: TextDataset | None,
                  cfg: TrainConfig, output_dir: Path, callbacks: list[Any] | None = None,
-                 progress_bar: bool = False) -> Any:
+                 progress_bar: bool = False, trainer_cls: type | None = None, **trainer_kwargs: Any) -> Any:
     """A configured ``transformers.Trainer`` for sequence classification.
 
     With ``progress_bar``, transformers' ``ProgressCallback`` draws a terminal bar (log records written above
-    it); without, nothing is printed (its ``PrinterCallback`` is removed).
+    it); without, nothing is printed (its ``PrinterCallback`` is removed). ``trainer_cls`` is a ``Trainer``
+    subclass to use instead (e.g. one with its own ``compute_loss``), given ``trainer_kwargs`` as well.
     """
     from transformers import (
         DataCollatorWithPadding,
@@ -123,7 +124,7 @@ def make_trainer(model: Any, tokenizer: Any, train: TextDataset, validation: Tex
     cbs = list(callbacks or [])
     if cfg.early_stopping_patience:
         cbs.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
-    trainer = Trainer(
+    trainer = (trainer_cls or Trainer)(
         model=model,
         args=args,
         train_dataset=_Encoded(train, tokenizer, cfg.max_length),
@@ -132,6 +133,7 @@ def make_trainer(model: Any, tokenizer: Any, train: TextDataset, validation: Tex
         processing_class=tokenizer,
         compute_metrics=_compute_metrics,
         callbacks=cbs,
+        **trainer_kwargs,
     )
     if not progress_bar:
         trainer.remove_callback(PrinterCallback)  # progress goes to the callbacks, not raw dicts on stdout

@@ -2,60 +2,63 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
-import explainers
 from dashboard import services, state
 from dashboard.components import charts
 from dashboard.components.highlight import CSS, esc_md, highlight_html, legend_html, scale_of
 from dashboard.components.sidebar import page_setup
-from explainers.metrics import drift
-from model_zoo import LoupeError, ModelLoadError
+from dashboard.components.waiting import say_in
+from explainers import Attribution
+from model_zoo import LoupeError, ModelHandle, ModelLoadError
 
 current = page_setup("Compare models")
 st.caption("The same text through several models — a base and its fine-tuned version, fp32 and int8 — with "
            "each explainer's attributions on one colour scale, and how far the explanation drifted.")
 
 DEFAULT_METHODS = ("ig", "lime")
-ids = [c["id"] for c in state.store_models()]
-all_methods = {e.name: e.title for e in explainers.REGISTRY.values()}
+ids = [c["id"] for c in services.store_models()]
+all_methods = services.all_methods()
 # A link fills the page; nothing runs until Compare is pressed.
-if not st.session_state.get("loupe_cmp_qp"):
-    st.session_state["loupe_cmp_qp"] = True
+if not st.session_state.get(state.COMPARE_LINK_APPLIED):
+    st.session_state[state.COMPARE_LINK_APPLIED] = True
     link = services.read_link(st.query_params.to_dict(), all_methods, models=ids)
     if link.models is not None:
-        st.session_state["loupe_cmp_models"] = link.models
+        st.session_state[state.COMPARE_MODELS] = link.models
     if link.methods is not None:
-        st.session_state["loupe_cmp_methods"] = link.methods
+        st.session_state[state.COMPARE_METHODS] = link.methods
     if link.text is not None:
-        st.session_state["loupe_cmp_text"] = link.text
+        st.session_state[state.COMPARE_TEXT] = link.text
         n_models = len(link.models or ids[:2])
         blocker = services.autorun_blocker(link, n_models * len(link.methods or DEFAULT_METHODS), n_models)
-        st.session_state["loupe_cmp_pending" if blocker else "loupe_cmp_run"] = blocker or True
-    st.session_state["loupe_cmp_notes"] = services.link_message(link)
-if st.session_state.get("loupe_cmp_notes"):
-    st.warning(st.session_state["loupe_cmp_notes"], icon="🔗")
+        st.session_state[state.COMPARE_LINK_PENDING if blocker else state.COMPARE_AUTORUN] = blocker or True
+    st.session_state[state.COMPARE_LINK_NOTES] = services.link_message(link)
+if st.session_state.get(state.COMPARE_LINK_NOTES):
+    st.warning(st.session_state[state.COMPARE_LINK_NOTES], icon="🔗")
 default_models = [m for m in [st.session_state.get(state.MODEL)] if m in ids] + [m for m in ids][:2]
-st.session_state.setdefault("loupe_cmp_models", list(dict.fromkeys(default_models))[:2])
-st.session_state.setdefault("loupe_cmp_text", st.session_state.get(state.TEXT) or "")
-st.session_state.setdefault("loupe_cmp_methods", list(DEFAULT_METHODS))
+st.session_state.setdefault(state.COMPARE_MODELS, list(dict.fromkeys(default_models))[:2])
+st.session_state.setdefault(state.COMPARE_TEXT, st.session_state.get(state.TEXT) or "")
+st.session_state.setdefault(state.COMPARE_METHODS, list(DEFAULT_METHODS))
 
-st.session_state["loupe_cmp_models"] = [m for m in st.session_state["loupe_cmp_models"] if m in ids]
-st.session_state["loupe_cmp_methods"] = [m for m in st.session_state["loupe_cmp_methods"] if m in all_methods]
-if len(st.session_state["loupe_cmp_text"]) > services.text_limit():
-    st.session_state["loupe_cmp_text"] = ""
-models = st.multiselect("Models (the first is the reference)", ids, key="loupe_cmp_models",
+st.session_state[state.COMPARE_MODELS] = [m for m in st.session_state[state.COMPARE_MODELS] if m in ids]
+st.session_state[state.COMPARE_METHODS] = [m for m in st.session_state[state.COMPARE_METHODS] if m in all_methods]
+if len(st.session_state[state.COMPARE_TEXT]) > services.text_limit():
+    st.session_state[state.COMPARE_TEXT] = ""
+models = st.multiselect("Models (the first is the reference)", ids, key=state.COMPARE_MODELS,
                         help="Models in the store. Drift is measured against the first one.")
-text = st.text_area("Text", key="loupe_cmp_text", height=100, max_chars=services.text_limit())
-methods = st.multiselect("Explainers", list(all_methods), format_func=all_methods.get, key="loupe_cmp_methods")
+text = st.text_area("Text", key=state.COMPARE_TEXT, height=100, max_chars=services.text_limit())
+methods = st.multiselect("Explainers", list(all_methods), format_func=lambda m: all_methods.get(m, m),
+                         key=state.COMPARE_METHODS)
 run = st.button("Compare", type="primary", disabled=len(models) < 2 or not methods)
-if st.session_state.get("loupe_cmp_pending") and not run:
+if st.session_state.get(state.COMPARE_LINK_PENDING) and not run:
     st.info("Opened from a link: the models, text and explainers are filled in, and nothing has run yet. "
-            f"{st.session_state['loupe_cmp_pending']} Press **Compare** to run them.", icon="🔗")
-if run or st.session_state.pop("loupe_cmp_run", False):
-    st.session_state.pop("loupe_cmp_pending", None)
-    st.session_state.pop("loupe_cmp_notes", None)
+            f"{st.session_state[state.COMPARE_LINK_PENDING]} Press **Compare** to run them.", icon="🔗")
+if run or st.session_state.pop(state.COMPARE_AUTORUN, False):
+    st.session_state.pop(state.COMPARE_LINK_PENDING, None)
+    st.session_state.pop(state.COMPARE_LINK_NOTES, None)
     too_long = services.check_text(text)
     if too_long:
         st.error(too_long)
@@ -66,17 +69,17 @@ if run or st.session_state.pop("loupe_cmp_run", False):
     if len(models) < 2:
         st.warning("Pick at least two models.")
         st.stop()
-    st.session_state["loupe_cmp_request"] = (tuple(models), text, tuple(methods))
+    st.session_state[state.COMPARE_REQUEST] = (tuple(models), text, tuple(methods))
     st.query_params.from_dict({"models": ",".join(models), "text": text, "methods": ",".join(methods)})
 
-request = st.session_state.get("loupe_cmp_request")
+request = st.session_state.get(state.COMPARE_REQUEST)
 if not request:
     st.stop()
 models, text, methods = request
-handles = {}
+handles: dict[str, ModelHandle] = {}
 for m in models:
     try:
-        handles[m] = state.get_handle(m)
+        handles[m] = services.get_handle(m)
     except ModelLoadError as err:
         st.error(f"{esc_md(m)}: {esc_md(err)}")
 if len(handles) < 2:
@@ -85,29 +88,29 @@ if len(handles) < 2:
 st.divider()
 st.markdown(CSS, unsafe_allow_html=True)
 cols = st.columns(len(handles))
-preds = {}
+preds: dict[str, list[float]] = {}
 for col, (m, h) in zip(cols, handles.items()):
     with col:
         st.markdown(f"**{esc_md(m)}**")
-        probs = state.predict(h, text)
+        probs = services.predict(h, text)
         preds[m] = probs
         labels = [h.label_name(i) for i in range(h.num_labels)]
         st.plotly_chart(charts.probability_chart(labels, probs, max(range(len(probs)), key=probs.__getitem__)),
                         width="stretch", key=f"loupe_cmp_prob_{m}", config={"displayModeBar": False})
 
 reference = models[0]
-drift_rows = []
+drift_rows: list[dict[str, Any]] = []
 for method in methods:
     st.markdown(f"#### {esc_md(all_methods.get(method, method))}")
-    results = {}
+    results: dict[str, Attribution] = {}
     for m, h in handles.items():
-        if not explainers.get(method).supports(h):
+        if not services.supports(method, h):
             continue
         with st.spinner(f"{esc_md(all_methods[method])} on {esc_md(m)}…"):
             waiting = st.empty()
             try:
-                results[m] = services.run_one(h, services.ExplainRequest(state.model_key(h), text, [method]), method,
-                                              on_wait=lambda message, box=waiting: box.info(message, icon="⏳"))
+                results[m] = services.run_one(h, services.ExplainRequest(services.model_key(h), text, [method]),
+                                              method, on_wait=say_in(waiting))
             except LoupeError as err:
                 st.error(f"{esc_md(m)}: {esc_md(err)}")
             finally:
@@ -126,7 +129,7 @@ for method in methods:
         for m, a in results.items():
             if m == reference:
                 continue
-            d = drift(results[reference], a)
+            d = services.drift_between(results[reference], a)
             drift_rows.append({"explainer": all_methods[method], "model": m, "Spearman": d.spearman,
                                "Kendall": d.kendall, "top-k overlap": d.top_k_overlap,
                                "prediction flipped": d.prediction_flipped,

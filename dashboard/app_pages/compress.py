@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-import explainers
-from dashboard import state
+from dashboard import services, state
 from dashboard.components.highlight import CSS, highlight_html, legend_html, scale_of
 from dashboard.components.jobs import job_from_link, job_panel
-from dashboard.components.sidebar import md, owner, page_setup
-from dashboard.components.widgets import config_fields
+from dashboard.components.sidebar import md, page_setup
+from dashboard.components.widgets import config_values, setting_widget
 from dashboard.report import csv_bytes, table_report
 from explainers import Attribution
 from explainers.compression_report import CompressConfig
-from model_zoo import LoupeError, hosting, jobs, resolve_device, store
-from model_zoo.compression import VariantSpec, available_variants, publish_variant
+from model_zoo import LoupeError
+from model_zoo.compression import VARIANTS
 
 page_setup("Compress a model")
 st.caption("Make quantised, pruned and distilled variants of a model and compare them on accuracy, latency, "
@@ -38,38 +38,25 @@ DRIFT_LABELS = {"variant": "variant", "explainer": "explainer", "batch_size": "b
                 "skipped": "skipped because"}
 RATIOS = ("accuracy_b1", "accuracy_b32", "f1_macro_b32", "agreement_b1", "agreement_b32", "sparsity_all_weights",
           "sparsity_pruned_layers", "drift_spearman", "drift_top_k", "drift_delta_comp")
-KIND_FIELDS = {"prune": ("sparsity", "scope"), "layers": ("layers", "recovery_examples", "epochs"),
-               "distill": ("layers", "train_examples", "epochs", "temperature", "alpha")}
-KIND_TITLES = {"int8": "Dynamic int8 quantisation", "fp16": "fp16 (GPU)", "bf16": "bf16 (GPU)",
-               "prune": "Unstructured magnitude pruning", "layers": "Structured: drop layers",
-               "distill": "Distillation into fewer layers"}
 
 
-def _spec_widgets(kind: str) -> list[dict]:  # type: ignore[type-arg]
-    """Settings of one kind of variant; pruning can take several sparsities at once."""
-    fields = {f["name"]: f for f in config_fields(VariantSpec)}
-    out = []
-    if kind == "prune":
-        levels = st.multiselect("Sparsities", [0.1, 0.3, 0.5, 0.7, 0.9], default=[0.3, 0.5], key="loupe_cx_sparsity",
-                                format_func=lambda v: f"{v:.0%}")
-        scope = st.selectbox("Scope", ["global", "layer"], key="loupe_cx_scope", help=fields["scope"]["help"])
-        return [{"kind": "prune", "sparsity": v, "scope": scope} for v in levels]
-    values = {"kind": kind}
-    for name in KIND_FIELDS.get(kind, ()):
-        spec = fields[name]
-        if isinstance(spec["default"], int):
-            values[name] = int(st.number_input(name.replace("_", " "), min_value=int(spec["min"]),
-                                               max_value=int(spec["max"]), value=int(spec["default"]),
-                                               help=spec["help"], key=f"loupe_cx_{kind}_{name}"))
+def _spec_widgets(kind: str) -> list[dict[str, Any]]:
+    """The settings a kind of variant reads (its registry entry's ``fields``), bounds from the spec; a kind with
+    a sweep (pruning: sparsities) takes several values of that setting at once, one variant each."""
+    variant, settings = VARIANTS[kind], services.variant_settings()
+    sweep, levels = variant.sweep, [None]
+    values: dict[str, Any] = {"kind": kind}
+    for name in variant.fields:
+        key = state.cx_setting(kind, name)
+        if sweep is not None and name == sweep.setting:
+            levels = st.multiselect(sweep.label, list(sweep.options), default=list(sweep.default), key=key,
+                                    format_func=sweep.format.format, help=settings[name].help)
         else:
-            values[name] = float(st.number_input(name.replace("_", " "), min_value=float(spec["min"]),
-                                                 max_value=float(spec["max"]), value=float(spec["default"]),
-                                                 help=spec["help"], key=f"loupe_cx_{kind}_{name}"))
-    out.append(values)
-    return out
+            values[name] = setting_widget(settings[name], key)
+    return [values if sweep is None else {**values, sweep.setting: v} for v in levels]
 
 
-def _labels(result: dict) -> dict[str, str]:  # type: ignore[type-arg]
+def _labels(result: dict[str, Any]) -> dict[str, str]:
     """Column labels; the headline drift columns name the explainers they average over."""
     if "drift_compared_on" not in result:  # a job finished before drift was compared on shared explainers
         return LABELS
@@ -77,7 +64,7 @@ def _labels(result: dict) -> dict[str, str]:  # type: ignore[type-arg]
     return {**LABELS, **{c: f"{LABELS[c]} [{shared}]" for c in ("drift_spearman", "drift_top_k", "drift_delta_comp")}}
 
 
-def _notes(result: dict) -> None:  # type: ignore[type-arg]
+def _notes(result: dict[str, Any]) -> None:
     """What the table's numbers were measured over: explainers, batch sizes, sparsity denominators."""
     shared = result.get("drift_compared_on")
     if shared:
@@ -98,7 +85,7 @@ def _notes(result: dict) -> None:  # type: ignore[type-arg]
                    "layers have fewer.")
 
 
-def _drift_table(result: dict) -> None:  # type: ignore[type-arg]
+def _drift_table(result: dict[str, Any]) -> None:
     records = result.get("drift_rows") or []
     if not records:
         return
@@ -110,7 +97,7 @@ def _drift_table(result: dict) -> None:  # type: ignore[type-arg]
                                  "flipped")})
 
 
-def _results(job_id: str, result: dict) -> None:  # type: ignore[type-arg]
+def _results(job_id: str, result: dict[str, Any]) -> None:
     rows = result["rows"]
     labels = _labels(result)
     st.markdown(f"#### Results · {md(result['model'])} · {result.get('eval_texts')} test texts · "
@@ -124,7 +111,7 @@ def _results(job_id: str, result: dict) -> None:  # type: ignore[type-arg]
                  column_config={labels[c]: st.column_config.NumberColumn(format="%.3f") for c in RATIOS})
     _notes(result)
     for name, err in (result.get("errors") or {}).items():
-        st.warning(f"{md(name)}: {md(hosting.redact(err))}")
+        st.warning(f"{md(name)}: {md(services.shown_error(err))}")
     c1, c2 = st.columns(2)
     fig = go.Figure()
     for r in rows:
@@ -154,7 +141,7 @@ def _results(job_id: str, result: dict) -> None:  # type: ignore[type-arg]
     _save(result)
 
 
-def _viewer(result: dict) -> None:  # type: ignore[type-arg]
+def _viewer(result: dict[str, Any]) -> None:
     viewer = result.get("viewer") or {}
     texts = viewer.get("texts") or []
     if not texts:
@@ -162,13 +149,13 @@ def _viewer(result: dict) -> None:  # type: ignore[type-arg]
     st.markdown("#### Per-sentence explanations: original and variant side by side")
     variants = [v for v in viewer["attributions"] if v != "original"]
     c1, c2, c3 = st.columns([3, 1, 1])
-    i = c1.selectbox("Sentence", range(len(texts)), format_func=lambda k: texts[k][:90], key="loupe_cx_sentence")
-    variant = c2.selectbox("Variant", variants, key="loupe_cx_variant")
+    i = c1.selectbox("Sentence", range(len(texts)), format_func=lambda k: texts[k][:90], key=state.CX_SENTENCE)
+    variant = c2.selectbox("Variant", variants, key=state.CX_VARIANT)
     methods = [m for m in viewer["methods"] if m in viewer["attributions"].get(variant, {})]
     if not methods:
         st.info(f"{variant} has no explanations to compare (gradient explainers cannot run on int8 layers).")
         return
-    method = c3.selectbox("Explainer", methods, key="loupe_cx_method")
+    method = c3.selectbox("Explainer", methods, key=state.CX_METHOD)
     pair = [Attribution.from_dict(viewer["attributions"][name][method][i]) for name in ("original", variant)]
     shared = max(scale_of(a) for a in pair)
     st.markdown(CSS + legend_html(pair[0].target_label, pair[0].signed), unsafe_allow_html=True)
@@ -183,35 +170,35 @@ def _viewer(result: dict) -> None:  # type: ignore[type-arg]
                    f"{d[i]['top_k_overlap']:.2f}, prediction flipped: {'yes' if d[i]['prediction_flipped'] else 'no'}.")
 
 
-def _save(result: dict) -> None:  # type: ignore[type-arg]
+def _save(result: dict[str, Any]) -> None:
     dirs = result.get("variant_dirs") or {}
     if not dirs:
         return
     st.markdown("#### Save a variant to the store")
     c1, c2, c3 = st.columns([1, 2, 1])
-    name = c1.selectbox("Variant", list(dirs), key="loupe_cx_save_variant")
+    name = c1.selectbox("Variant", list(dirs), key=state.CX_SAVE_VARIANT)
     new_id = c2.text_input("Name in the store", value=f"{Path(str(result['model'])).name}-{name}",
-                           key=f"loupe_cx_save_name_{name}")
+                           key=state.cx_save_name(name))
     if c3.button("Save", type="primary", width="stretch"):
         try:
-            publish_variant(Path(dirs[name]), new_id)
+            services.save_variant(dirs[name], new_id)
         except LoupeError as err:
-            st.error(md(hosting.redact(err)))
+            st.error(md(services.shown_error(err)))
         else:
-            st.session_state["loupe_cx_saved"] = new_id
-    saved = st.session_state.get("loupe_cx_saved")
-    if saved and store.model_path(saved):
+            st.session_state[state.CX_SAVED] = new_id
+    saved = st.session_state.get(state.CX_SAVED)
+    if saved and services.in_store(saved):
         st.success(f"Saved as {saved}; its card says how it was made.")
         if st.button("Explain it"):
-            st.session_state[state.MODEL] = saved
+            state.use_model(saved)
             st.switch_page("app_pages/explain.py")
 
 
 if st.query_params.get("job"):
     job_id = job_from_link("compress")  # None (and why) for a job that is not this person's compression job
     if job_id:
-        status = job_panel(job_id, key="loupe_cx")
-        result = jobs.result(job_id) if status.get("state") == "done" else None
+        status = job_panel(job_id, key=state.CX_PANEL)
+        result = services.job_result(job_id) if status.get("state") == "done" else None
         if result:
             _results(job_id, result)
     if st.button("New comparison"):
@@ -219,35 +206,37 @@ if st.query_params.get("job"):
         st.rerun()
     st.stop()
 
-ids = [c["id"] for c in state.store_models() if not c.get("peft") and not c.get("quantization")]
+ids = [c["id"] for c in services.store_models() if not c.get("peft") and not c.get("quantization")]
 if not ids:
     st.info("The store has no model to compress yet.")
     st.stop()
 current = st.session_state.get(state.MODEL)
-model = st.selectbox("Model", ids, index=ids.index(current) if current in ids else 0, key="loupe_cx_model")
-device = resolve_device()
-kinds = [k for k in ("int8", "fp16", "bf16", "prune", "layers", "distill") if k in available_variants(device)]
-st.caption(f"Variants available on **{md(device)}**: " + ", ".join(KIND_TITLES[k] for k in kinds) +
-           (" · fp16/bf16 need a GPU." if device.type == "cpu" else " · int8 dynamic quantisation runs on the CPU."))
-specs: list[dict] = []  # type: ignore[type-arg]
+model = st.selectbox("Model", ids, index=ids.index(current) if current in ids else 0, key=state.CX_MODEL)
+device = services.device_type()
+kinds = services.variant_kinds()
+st.caption(f"Variants available on **{md(device)}**: " + ", ".join(VARIANTS[k].title for k in kinds) +
+           (" · fp16/bf16 need a GPU." if device == "cpu" else " · int8 dynamic quantisation runs on the CPU."))
+specs: list[dict[str, Any]] = []
 cols = st.columns(len(kinds))
 for col, kind in zip(cols, kinds):
     with col:
-        if st.checkbox(KIND_TITLES[kind], value=kind in ("int8", "prune"), key=f"loupe_cx_on_{kind}"):
+        if st.checkbox(VARIANTS[kind].title, value=kind in ("int8", "prune"), key=state.cx_kind_on(kind),
+                       help=VARIANTS[kind].changes):
             specs += _spec_widgets(kind)
 c1, c2, c3 = st.columns([1, 1, 2])
-n_eval = int(c1.number_input("Test texts for accuracy (0 = all)", min_value=0, max_value=5000, value=500, step=100))
-n_drift = int(c2.number_input("Sentences for drift", min_value=1, max_value=200, value=20))
-all_methods = {e.name: e.title for e in explainers.REGISTRY.values()}
-methods = c3.multiselect("Explainers for drift", list(all_methods), default=["ig", "shap"], format_func=all_methods.get)
+with c1:  # bounds, defaults and help from the job's config spec (the limits the job itself checks)
+    n_eval = int(config_values(CompressConfig, state.CX_SETTINGS, scope="compress", only=["n_eval"])["n_eval"])
+with c2:
+    n_drift = int(config_values(CompressConfig, state.CX_SETTINGS, scope="compress", only=["n_drift"])["n_drift"])
+all_methods = services.all_methods()
+methods = c3.multiselect("Explainers for drift", list(all_methods), default=["ig", "shap"],
+                         format_func=lambda m: all_methods.get(m, m))
 if st.button("Run comparison", type="primary", disabled=not specs or not methods):
-    config = {"model": model, "variants": specs, "methods": methods, "n_eval": n_eval, "n_drift": n_drift,
-              "device": device.type if device.type != "mps" else "cpu"}
+    config = {"model": model, "variants": specs, "methods": methods, "n_eval": n_eval, "n_drift": n_drift}
     try:
-        CompressConfig.from_dict(config)  # refuse bad settings here, not minutes later in the job
-        new_job = jobs.start("compress", config, owner=owner())
+        new_job = services.start_compression(config)  # refuses bad settings here, not minutes later in the job
     except LoupeError as err:
-        st.error(md(hosting.redact(err)))
+        st.error(md(services.shown_error(err)))
     else:
         st.query_params["job"] = new_job
         st.rerun()

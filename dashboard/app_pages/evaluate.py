@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-import explainers
-from dashboard import state
-from dashboard.components.charts import _plain
-from dashboard.components.jobs import job_from_link, job_panel, recent_jobs
-from dashboard.components.sidebar import md, owner, page_setup
+from dashboard import services, state
+from dashboard.components.charts import plain
+from dashboard.components.jobs import job_from_link, job_panel
+from dashboard.components.sidebar import md, page_setup
 from explainers.metrics import BINS, describe_bins
 from explainers.sanity import THRESHOLD
-from model_zoo import jobs
 
 handle = page_setup("Evaluate explainers")
 st.caption("Runs the explainers over N sentences of a split and ranks them by faithfulness (ERASER "
@@ -25,24 +25,23 @@ if handle is None:
     st.stop()
 
 model = st.session_state.get(state.MODEL_OK) or handle.id  # the model in use, as the sidebar checked it
-choices = {e.name: e.title for e in explainers.available(handle)}
+choices = services.method_choices(handle)
 c1, c2, c3 = st.columns([1, 1, 3])
 split = c1.selectbox("Split", ["test", "validation"], help="Rotten Tomatoes split to sample from")
 n = int(c2.number_input("Sentences", min_value=5, max_value=1000, value=100, step=5))
-methods = c3.multiselect("Explainers", list(choices), format_func=choices.get,
-                         default=[m for m in explainers.DEFAULT_METHODS if m in choices])
+methods = c3.multiselect("Explainers", list(choices), format_func=lambda m: choices.get(m, m),
+                         default=services.default_methods(handle))
 st.caption(f"Rough cost on a CPU: IG and SHAP take 1–3 s per sentence, LIME about as long, attention much less; "
            f"{n} sentences × {len(methods)} explainers is minutes. Finished sentences are kept if you cancel.")
 if st.button("Run evaluation", type="primary", disabled=not methods):
-    st.query_params["job"] = jobs.start("evaluate", {"model": model, "split": split, "n": n, "methods": methods},
-                                        owner=owner())
+    st.query_params["job"] = services.start_evaluation(model, split, n, methods)
 
 if not st.query_params.get("job"):
-    recent = recent_jobs("evaluate")  # this person's only
+    recent = services.recent_jobs("evaluate")  # this person's only
     if recent:
         st.caption("Your recent evaluations:")
         for j in recent:
-            if st.button(f"{j['id']} · {j.get('state')}", key=f"loupe_eval_{j['id']}"):
+            if st.button(f"{j['id']} · {j.get('state')}", key=state.eval_open(j["id"])):
                 st.query_params["job"] = j["id"]
                 st.rerun()
     st.stop()
@@ -51,26 +50,26 @@ st.divider()
 job_id = job_from_link("evaluate")
 if job_id is None:
     st.stop()
-status = job_panel(job_id, key="loupe_eval")
-result = jobs.result(job_id) if status.get("state") == "done" else None
+status = job_panel(job_id, key=state.EVAL_PANEL)
+result = services.job_result(job_id) if status.get("state") == "done" else None
 if not result:
     st.stop()
 
 
-def fmt(e: dict) -> str:  # type: ignore[type-arg]
+def fmt(e: dict[str, Any]) -> str:
     if e.get("mean") is None:
         return "–"
     return f"{e['mean']:.3f}" + (f" ± {e['ci']:.3f}" if e.get("ci") is not None else "")
 
 
-def sanity(r: dict) -> str:  # type: ignore[type-arg]
+def sanity(r: dict[str, Any]) -> str:
     e = r.get("sanity") or {}
     if e.get("mean") is None:
         return "–"
     return f"{e['mean']:.2f}" + (" ✓" if e["mean"] <= THRESHOLD else " ✗ barely changes")
 
 
-def rank(r: dict) -> str:  # type: ignore[type-arg]
+def rank(r: dict[str, Any]) -> str:
     if r["method"] == "random":
         return ""
     return f"{r.get('rank') or ''}" + ("=" if r.get("tied_with") else "")
@@ -105,7 +104,7 @@ if curves:
         steps = list(curves[0]["sanity_steps"])
         fig_s = go.Figure()
         for r in curves:
-            fig_s.add_trace(go.Scatter(x=steps, y=r["sanity_curve"], mode="lines+markers", name=_plain(r["title"])))
+            fig_s.add_trace(go.Scatter(x=steps, y=r["sanity_curve"], mode="lines+markers", name=plain(r["title"])))
         fig_s.add_hline(y=THRESHOLD, line_dash="dash", line_color="#999")
         fig_s.update_layout(height=320, margin=dict(l=0, r=0, t=10, b=0), yaxis=dict(title="mean Spearman of |scores|",
                             range=[-1, 1]), legend=dict(orientation="h"))

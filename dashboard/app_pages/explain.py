@@ -2,43 +2,44 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import html
-from collections.abc import Callable, Iterator
+from typing import Any
 
 import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
-import explainers
 from dashboard import report, services, state
 from dashboard.components import charts, quality
 from dashboard.components.highlight import CSS, esc_md, highlight_html, legend_html, visible
 from dashboard.components.sidebar import page_setup
+from dashboard.components.waiting import say_in, wait_box
 from dashboard.components.widgets import config_widgets
 from explainers import Attribution
 from explainers.attention import bertviz_html
 from explainers.base import rank_order
-from explainers.metrics import describe_bins
-from model_zoo import LoupeError
+from explainers.metrics import Faithfulness, describe_bins
+from model_zoo import LoupeError, ModelHandle
 
-handle = page_setup("Explain a prediction")
-if handle is None:
+picked = page_setup("Explain a prediction")
+if picked is None:
     st.info("Pick or load a model in the sidebar to start.")
     st.stop()
+handle: ModelHandle = picked
 
 choices = services.method_choices(handle)
 labels = [handle.label_name(i) for i in range(handle.num_labels)]
 
 # --- permalink: query params seed the widgets once per session (checked, clamped and said by read_link) ----
-if not st.session_state.get("loupe_qp_applied"):
-    st.session_state["loupe_qp_applied"] = True
+if not st.session_state.get(state.LINK_APPLIED):
+    st.session_state[state.LINK_APPLIED] = True
     link = services.read_link(st.query_params.to_dict(), choices, handle.num_labels)
     if link.text is not None:
         st.session_state[state.TEXT] = link.text
         # A link runs on open only what the Explain button would with the defaults, on a short text.
         blocker = services.autorun_blocker(link, len(link.methods or services.default_methods(handle)))
-        st.session_state[state.LINK_PENDING if blocker else "loupe_autorun"] = blocker or True
+        st.session_state[state.LINK_PENDING if blocker else state.AUTORUN] = blocker or True
     if link.methods is not None:
         st.session_state[state.METHODS] = link.methods
     if link.target is not None:
@@ -58,28 +59,19 @@ def _set_text(text: str) -> None:
     st.session_state[state.TEXT] = text
 
 
-@contextlib.contextmanager
-def _wait_box() -> Iterator[Callable[[str], None]]:
-    """Where a request says it is waiting (its place in line, or for the model); cleared once it is done."""
-    box = st.empty()
-    try:
-        yield lambda message: box.info(message, icon="⏳")
-    finally:
-        box.empty()
-
-
 # --- input ------------------------------------------------------------------------------------------
 left, right = st.columns([3, 2], gap="large")
 with left:
     st.text_area("Text to explain", key=state.TEXT, height=130, max_chars=services.text_limit(),
                  placeholder="Type or paste a sentence, or pick an example below.")
-    examples = state.example_sentences()
+    examples = services.example_sentences()
     if examples:
         st.caption("Examples from the Rotten Tomatoes test split:")
         cols = st.columns(3)
         for i, example in enumerate(examples):
-            cols[i % 3].button(esc_md(example[:48] + "…" if len(example) > 48 else example), key=f"loupe_ex{i}",
-                               on_click=_set_text, args=(example,), help=esc_md(example), width="stretch")
+            cols[i % 3].button(esc_md(example[:48] + "…" if len(example) > 48 else example),
+                               key=state.example_button(i), on_click=_set_text, args=(example,),
+                               help=esc_md(example), width="stretch")
 text = st.session_state[state.TEXT]
 too_long = services.check_text(text or "")
 has_text = bool(text and text.strip()) and not too_long
@@ -89,7 +81,7 @@ with right:
     probs = None
     if has_text:
         try:
-            probs = state.predict(handle, text)
+            probs = services.predict(handle, text)
         except LoupeError as err:
             st.error(esc_md(err))
     if too_long:
@@ -118,21 +110,21 @@ check_sanity = c5.toggle("Sanity check", key=state.SANITY, value=True,
                               "not explain the model. Costs one more explanation per explainer, run after the "
                               "results are shown.")
 
-configs = {}
+configs: dict[str, Any] = {}
 if methods:
     with st.expander("Explainer settings"):
         tabs = st.tabs([choices[m] for m in methods])
         for tab, m in zip(tabs, methods):
             with tab:
-                st.caption(explainers.get(m).description)
-                configs[m] = config_widgets(explainers.get(m).Config, f"{state.CONFIG_PREFIX}.{m}", scope=m)
+                st.caption(services.description(m))
+                configs[m] = config_widgets(services.config_class(m), state.config_prefix(m), scope=m)
 
 clicked = st.button("Explain", type="primary", disabled=not methods)
 if st.session_state.get(state.LINK_PENDING) and not clicked:
     st.info(f"Opened from a link: the text and settings are filled in, and nothing has run yet. "
             f"{st.session_state[state.LINK_PENDING]} Press **Explain** to run the {len(methods)} "
             f"explainer{'s' if len(methods) != 1 else ''}.", icon="🔗")
-if clicked or st.session_state.pop("loupe_autorun", False):
+if clicked or st.session_state.pop(state.AUTORUN, False):
     st.session_state.pop(state.LINK_PENDING, None)
     st.session_state.pop(state.LINK_NOTES, None)
     if too_long:  # said beside the prediction
@@ -142,7 +134,7 @@ if clicked or st.session_state.pop("loupe_autorun", False):
         st.session_state.pop(state.RESULTS, None)
     else:
         st.session_state[state.RESULTS] = services.ExplainRequest(
-            state.model_key(handle), text, list(methods), configs, target)
+            services.model_key(handle), text, list(methods), configs, target)
         params = {"model": str(st.session_state.get(state.MODEL, handle.id)), "text": text,
                   "methods": ",".join(methods)}
         if target is not None:
@@ -153,14 +145,13 @@ if clicked or st.session_state.pop("loupe_autorun", False):
         st.query_params.from_dict(params)
 
 req: services.ExplainRequest | None = st.session_state.get(state.RESULTS)
-if req is None or req.model_key != state.model_key(handle):
+if req is None or req.model_key != services.model_key(handle):
     st.stop()
 
 
 # --- results ----------------------------------------------------------------------------------------
 def render_card(a: Attribution) -> None:
-    explainer = explainers.get(a.method)
-    st.markdown(f"#### {esc_md(explainer.title)}", help=explainer.description)
+    st.markdown(f"#### {esc_md(choices.get(a.method, a.method))}", help=services.description(a.method))
     facts = [f"{a.cost.passes} model passes", f"{a.cost.seconds:.2f} s"]
     if "convergence_delta" in a.extras:
         facts.append(f"convergence δ {a.extras['convergence_delta']:.2g}")
@@ -169,7 +160,7 @@ def render_card(a: Attribution) -> None:
     st.caption(" · ".join(facts))
     st.markdown(highlight_html(a, granularity), unsafe_allow_html=True)
     try:
-        with _wait_box() as on_wait:
+        with wait_box() as on_wait:
             faith = services.faithfulness(handle, a, on_wait=on_wait)
     except LoupeError as err:
         st.caption(f"Faithfulness not available: {esc_md(err)}")
@@ -183,7 +174,7 @@ def render_card(a: Attribution) -> None:
                          "the scale.")
     if check_sanity:
         badges[a.method] = st.empty()
-    if a.method == "attention":
+    if "attentions" in a.extras:  # the attention views (bertviz) of whatever explainer carries weights
         render_attention(a)
     # Shown as the model reads them: direction-control and zero-width characters as visible markers.
     rows = [(visible(w.text), w.score) for w in a.words] if granularity == "words" else [
@@ -218,7 +209,7 @@ def render_attention(a: Attribution) -> None:
         positions = [i for i, sp in enumerate(a.special) if not sp]
         default = max(positions, key=lambda i: a.scores[i]) if positions else 0
         idx = st.selectbox("Token that [CLS] attends to", positions, index=positions.index(default) if positions else 0,
-                           format_func=lambda i: f"{i}: {visible(a.tokens[i])}", key=f"loupe_head_tok_{a.method}")
+                           format_func=lambda i: f"{i}: {visible(a.tokens[i])}", key=state.attention_token(a.method))
         st.plotly_chart(charts.head_heatmap(att, idx, visible(a.tokens[idx])), width="stretch",
                         key=f"loupe_heat_{a.method}")
 
@@ -230,14 +221,14 @@ shown = [m for m in req.methods if m in choices]
 rows = [shown[i:i + 2] for i in range(0, len(shown), 2)] if layout == "grid" else [[m] for m in shown]
 first: Attribution | None = None
 done: list[Attribution] = []
-faiths: dict = {}
-badges: dict = {}  # method -> placeholder for its sanity badge, filled once every result is shown
+faiths: dict[str, Faithfulness] = {}
+badges: dict[str, DeltaGenerator] = {}  # method -> placeholder for its sanity badge, filled once every result is shown
 for row in rows:
     for where, method in zip(st.columns(len(row)) if len(row) > 1 else [st.container()], row):
         with where:
             with st.spinner(f"Running {choices[method]}…"):
                 try:
-                    with _wait_box() as on_wait:
+                    with wait_box() as on_wait:
                         a = services.run_one(handle, req, method, on_wait=on_wait)
                 except LoupeError as err:
                     st.error(f"{esc_md(choices[method])}: {esc_md(err)}")
@@ -258,7 +249,7 @@ for a in done:
         badge = badges[a.method]
         with badge, st.spinner("Sanity check: explaining a randomised model…"):
             try:
-                result = services.sanity(handle, a, on_wait=lambda m, box=badge: box.info(m, icon="⏳"))
+                result = services.sanity(handle, a, on_wait=say_in(badge))
                 st.markdown(quality.sanity_badge(result), unsafe_allow_html=True)
             except LoupeError as err:
                 st.caption(f"Sanity check not available: {esc_md(err)}")
@@ -297,10 +288,10 @@ if done:
     if c3.button("PNG report", help="A screenshot of the HTML report (headless Chromium on the server)",
                  width="stretch"):
         try:
-            st.session_state["loupe_png"] = services.report_png(page_html)
+            st.session_state[state.PNG] = services.report_png(page_html)
         except (OSError, RuntimeError, ImportError) as err:
-            st.session_state.pop("loupe_png", None)
+            st.session_state.pop(state.PNG, None)
             st.error(f"Could not take the screenshot: {esc_md(err)}")
-    if st.session_state.get("loupe_png"):
-        c3.download_button("Download PNG", st.session_state["loupe_png"], file_name="loupe-report.png",
+    if st.session_state.get(state.PNG):
+        c3.download_button("Download PNG", st.session_state[state.PNG], file_name="loupe-report.png",
                            mime="image/png", width="stretch")

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
-from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from dashboard import state
+from dashboard import services, state
 from dashboard.components.jobs import job_from_link, job_panel
-from dashboard.components.sidebar import md, owner, page_setup
+from dashboard.components.sidebar import md, page_setup
 from dashboard.components.widgets import config_widgets
 from dashboard.report import csv_bytes, finetune_report, finetune_rows
-from model_zoo import BASE_ENCODER_ID, LoupeError, hosting, jobs, resolve_device, store
-from model_zoo.data import few_examples, preview_frame, read_csv_frame
-from model_zoo.finetune import DataSpec, FinetuneConfig, default_train_config, load_data, save_to_store
-from model_zoo.finetune import start_job as start_finetune
-from model_zoo.paths import discard_upload, stage_upload, temporary_upload
-from model_zoo.peft_support import METHODS
-from model_zoo.training import TrainConfig
+from model_zoo import LoupeError
+from model_zoo.finetune import DataSpec, FinetuneConfig
 
 MAX_UPLOAD_MB = 20
 page_setup("Fine-tune a model")
@@ -33,8 +25,8 @@ st.caption("Train a classifier on the bundled Rotten Tomatoes reviews or your ow
            "link in another tab and it is still there.")
 
 
-def _curves(job_id: str, status: dict) -> None:  # type: ignore[type-arg]
-    records = jobs.metrics(job_id)
+def _curves(job_id: str, status: dict[str, Any]) -> None:
+    records = services.job_metrics(job_id)
     train = [r for r in records if r.get("split") == "train" and r.get("loss") is not None]
     val = [r for r in records if r.get("split") == "validation"]
     if not train and not val:
@@ -60,9 +52,6 @@ def _curves(job_id: str, status: dict) -> None:  # type: ignore[type-arg]
         right.plotly_chart(fig, width="stretch", key=f"loupe_ft_val_{len(records)}", config={"displayModeBar": False})
 
 
-Files = dict[str, tuple[bytes, str]]  # DataSpec field (source, validation_source, test_source) -> bytes, name
-
-
 def _short(name: object, n: int = 60) -> str:
     text = str(name)
     return text if len(text) <= n else text[:n - 1] + "…"
@@ -79,33 +68,20 @@ def _upload(upload: UploadedFile | None) -> tuple[bytes, str] | None:
     return raw, upload.name
 
 
-@contextlib.contextmanager
-def _on_disk(spec: DataSpec, files: Files) -> Iterator[DataSpec]:
-    """``spec`` reading the uploads from temporary files, removed after the block: nothing is kept on the
-    server until a job starts."""
-    with contextlib.ExitStack() as stack:
-        paths = {k: str(stack.enter_context(temporary_upload(raw, name))) for k, (raw, name) in files.items()}
-        yield dataclasses.replace(spec, **paths)
-
-
-def _start(cfg: FinetuneConfig, files: Files) -> str | None:
-    """Save the uploads for the job (it removes them when it ends) and start it; None (and why) if it fails."""
-    staged = {k: stage_upload(raw, name) for k, (raw, name) in files.items()}
-    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, **{k: str(v) for k, v in staged.items()}))
+def _start(cfg: FinetuneConfig, files: services.Files) -> str | None:
+    """Start the run (its uploads saved for it); None (and why) if it fails."""
     try:
-        return start_finetune(cfg, owner=owner())
+        return services.start_finetune(cfg, files)
     except (LoupeError, ValueError) as err:
-        for path in staged.values():
-            discard_upload(path)
-        st.error(md(hosting.redact(err)))
+        st.error(md(services.shown_error(err)))
         return None
 
 
 def _results(job_id: str) -> None:
-    result = jobs.result(job_id) or {}
+    result = services.job_result(job_id) or {}
     metrics = result.get("metrics") or {}
     test = metrics.get("test") or {}
-    card = store.read_card(Path(result["path"])) if result.get("path") else {}
+    card = services.read_card(result.get("path"))
     held_out = "test" in (result.get("data") or card.get("data") or {})
     st.markdown("#### Results")
     c = st.columns(4)
@@ -143,35 +119,35 @@ def _results(job_id: str) -> None:
     model_id = result.get("model_id")
     if not result.get("published"):
         st.markdown("The model is kept with the job and is visible to no one else until you save it to the store.")
-        cfg = jobs.config(job_id).get("config", {})
+        cfg = services.job_config(job_id).get("config", {})
         name = st.text_input("Model name", value=cfg.get("name") or f"{cfg.get('method', 'model')}-{job_id[-6:]}",
-                             key=f"loupe_ft_name_{job_id}")
-        if st.button("Save to the store", type="primary", key=f"loupe_ft_save_{job_id}"):
+                             key=state.ft_name(job_id))
+        if st.button("Save to the store", type="primary", key=state.ft_save(job_id)):
             try:
-                save_to_store(job_id, name)
+                services.save_model(job_id, name)
             except LoupeError as err:
-                st.error(md(hosting.redact(err)))
+                st.error(md(services.shown_error(err)))
             else:
-                st.session_state[f"loupe_ft_saved_{job_id}"] = name
+                st.session_state[state.ft_saved(job_id)] = name
                 st.rerun()
-        model_id = st.session_state.get(f"loupe_ft_saved_{job_id}")
+        model_id = st.session_state.get(state.ft_saved(job_id))
     if model_id:
-        base = jobs.config(job_id).get("config", {}).get("base")
+        base = services.job_config(job_id).get("config", {}).get("base")
         st.success(f"Saved to the store as {model_id}.")
         a, b = st.columns(2)
-        if a.button("Explain it", key=f"loupe_ft_explain_{job_id}", width="stretch"):
-            st.session_state[state.MODEL] = model_id
+        if a.button("Explain it", key=state.ft_explain(job_id), width="stretch"):
+            state.use_model(model_id)
             st.switch_page("app_pages/explain.py")
-        if base and base != BASE_ENCODER_ID and b.button("Compare with its base", key=f"loupe_ft_cmp_{job_id}",
-                                                          width="stretch"):
-            st.session_state["loupe_cmp_models"] = [base, model_id]
+        if base and base != services.BASE_ENCODER_ID and b.button("Compare with its base", width="stretch",
+                                                                   key=state.ft_compare(job_id)):
+            state.ask_compare([base, model_id])
             st.switch_page("app_pages/compare.py")
 
 
 if st.query_params.get("job"):
     job_id = job_from_link("finetune")  # None (and why) for a job that is not this person's fine-tuning job
     if job_id:
-        status = job_panel(job_id, live=_curves, key="loupe_ft")
+        status = job_panel(job_id, key=state.FT_PANEL, live=_curves)
         if status.get("state") == "done":
             _results(job_id)
     if st.button("New fine-tuning run"):
@@ -181,9 +157,9 @@ if st.query_params.get("job"):
 
 # --- 1. data -----------------------------------------------------------------------------------------
 st.markdown("#### 1 · Data")
-source = st.radio("Examples", ["Rotten Tomatoes (bundled)", "Upload a CSV"], horizontal=True, key="loupe_ft_source")
+source = st.radio("Examples", ["Rotten Tomatoes (bundled)", "Upload a CSV"], horizontal=True, key=state.FT_SOURCE)
 spec: DataSpec | None = None
-files: Files = {}  # the uploads, kept in memory until a job starts
+files: services.Files = {}  # the uploads, kept in memory until a job starts
 if source.startswith("Rotten"):
     limit = int(st.number_input("Training texts (0 = all 10,222)", min_value=0, max_value=20000, value=2000,
                                 step=500, help="A seeded random sample; fewer is faster."))
@@ -193,11 +169,11 @@ else:
                                     "column", type=["csv"]))
     if main is not None:
         try:
-            frame = read_csv_frame(main[0], max_bytes=MAX_UPLOAD_MB * 1_000_000)
+            frame = services.read_csv(main[0], max_bytes=MAX_UPLOAD_MB * 1_000_000)
         except LoupeError as err:
             st.error(f"{md(_short(main[1]))}: {md(err)}")
         else:
-            st.dataframe(preview_frame(frame), hide_index=True, width="stretch")
+            st.dataframe(services.preview(frame), hide_index=True, width="stretch")
             st.caption(f"{len(frame):,} rows × {len(frame.columns):,} columns; the preview shows the first rows, "
                        "long cells cut short.")
             cols = list(frame.columns)
@@ -222,10 +198,9 @@ else:
 splits = None
 if spec is not None:
     try:
-        with _on_disk(spec, files) as readable:
-            splits = load_data(readable)
+        splits = services.load_splits(spec, files)
     except LoupeError as err:
-        st.error(md(hosting.redact(err)))
+        st.error(md(services.shown_error(err)))
 if splits is None or spec is None:
     st.stop()
 summary = splits.summary()
@@ -237,24 +212,24 @@ st.caption(f"Split: {md(summary['split'])}.")
 for note in summary.get("notes", []):
     st.caption(f"ℹ️ {md(note)}")
 totals = {k: sum(p["classes"].get(k, 0) for p in parts.values()) for k in splits.labels}
-thin = few_examples(totals)
+thin = services.thin_classes(totals)
 if thin:
     st.warning(md(thin), icon="⚠️")
 
 # --- 2. base model and method -----------------------------------------------------------------------
 st.markdown("#### 2 · Base model and method")
-bases = [BASE_ENCODER_ID] + [c["id"] for c in state.store_models() if not c.get("peft")]
+bases = [services.BASE_ENCODER_ID] + [c["id"] for c in services.store_models() if not c.get("peft")]
 c1, c2 = st.columns(2)
 base = c1.selectbox("Base model", bases, format_func=lambda m: "MiniLM encoder (bundled; a new head)"
-                    if m == BASE_ENCODER_ID else m, key="loupe_ft_base")
-method = c2.selectbox("Method", list(METHODS), format_func=lambda m: METHODS[m].title, key="loupe_ft_method")
-st.caption(METHODS[method].summary)
-with st.expander(f"{METHODS[method].title} settings", expanded=method in ("lora", "adapters", "prompt_tuning")):
-    method_cfg = config_widgets(METHODS[method].config_cls, f"loupe_ft_m.{method}")
+                    if m == services.BASE_ENCODER_ID else m, key=state.FT_BASE) or services.BASE_ENCODER_ID
+titles = services.method_titles()
+method = c2.selectbox("Method", list(titles), format_func=lambda m: titles[m], key=state.FT_METHOD) or \
+    next(iter(titles))
+st.caption(services.method_summary(method))
+with st.expander(f"{titles[method]} settings", expanded=services.has_settings(method)):
+    method_cfg = config_widgets(services.method_config_class(method), state.ft_method_prefix(method), scope=method)
 try:
-    trainable, total = state.trainable_parameters(base, state.model_revision(base), method,
-                                                  json.dumps(dataclasses.asdict(method_cfg), sort_keys=True),
-                                                  tuple(splits.labels))
+    trainable, total = services.trainable_parameters(base, method, method_cfg, splits.labels)
     st.markdown(f"**Trainable parameters:** {trainable:,} of {total:,} ({trainable / total:.3%})")
 except LoupeError as err:
     st.error(str(err))
@@ -262,9 +237,9 @@ except LoupeError as err:
 
 # --- 3. hyper-parameters ------------------------------------------------------------------------------
 st.markdown("#### 3 · Training")
-defaults = dataclasses.asdict(default_train_config(method))
+defaults = services.train_defaults(method)
 with st.expander("Hyper-parameters (defaults for this method)"):
-    train_cfg = config_widgets(TrainConfig, f"loupe_ft_t.{method}", defaults)
+    train_cfg = config_widgets(services.TrainConfig, state.ft_train_prefix(method), defaults)
 name = st.text_input("Name for the new model", value=f"{method.replace('_', '-')}-rt" if spec.source == "rt"
                      else f"{method.replace('_', '-')}-custom", help="Letters, digits, '.', '_' and '-'.")
 if st.button("Start fine-tuning", type="primary"):
@@ -275,5 +250,5 @@ if st.button("Start fine-tuning", type="primary"):
     if new_job:
         st.query_params["job"] = new_job
         st.rerun()
-st.caption(f"Trains on **{md(resolve_device())}**. On a 2-core CPU a PEFT run on 2,000 texts takes a few minutes; "
-           "full fine-tuning takes longer. On a GPU it uses mixed precision.")
+st.caption(f"Trains on **{md(services.device_name())}**. On a 2-core CPU a PEFT run on 2,000 texts takes a few "
+           "minutes; full fine-tuning takes longer. On a GPU it uses mixed precision.")

@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from dashboard import state
+from dashboard import services, state
 from dashboard.components.sidebar import md, page_setup
-from model_zoo import DEFAULT_MODEL_ID, hosting
-from model_zoo.paths import models_dir
+from model_zoo import DEFAULT_MODEL_ID
 
 page_setup("Models")
-hosted = hosting.hosted()  # a shared server shows no server path
-st.caption("The model store." if hosted else f"The model store: {md(models_dir())} (set LOUPE_HOME to move it).")
-cards = state.store_models()
+folder = services.store_folder()  # None on a shared server: it shows no server path
+st.caption("The model store." if folder is None else f"The model store: {md(folder)} (set LOUPE_HOME to move it).")
+cards = services.store_models()
 if not cards:
     st.info(f"The store is empty. Build the default model with `python -m model_zoo prepare` ({DEFAULT_MODEL_ID}).")
     st.stop()
 
 
-def _metric(card: dict, key: str) -> float | None:  # type: ignore[type-arg]
+def _metric(card: dict[str, Any], key: str) -> float | None:
     value = ((card.get("metrics") or {}).get("test") or {}).get(key)
     return float(value) if isinstance(value, (int, float)) else None
 
@@ -39,12 +39,12 @@ for card in cards:
     with st.expander(f"{card['id']}"):
         cols = st.columns([2, 1])
         with cols[0]:
-            shown = hosting.scrub({k: v for k, v in card.items() if k != "path"})
+            shown = services.shown_card(card)
             st.json(json.loads(json.dumps(shown, default=str)), expanded=1)
         with cols[1]:
-            if not hosted:
+            if folder is not None:
                 st.caption("Folder")
                 st.code(card["path"], language=None)
-            if st.button("Explain with this model", key=f"loupe_use_{card['id']}"):
-                st.session_state[state.MODEL] = card["id"]
+            if st.button("Explain with this model", key=state.models_use(card["id"])):
+                state.use_model(card["id"])
                 st.switch_page("app_pages/explain.py")

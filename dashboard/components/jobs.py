@@ -9,12 +9,13 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard.components.sidebar import md, owner
-from model_zoo import LoupeError, hosting, jobs
+from dashboard import services, state
+from dashboard.components.sidebar import md
 
 log = logging.getLogger(__name__)
 _ICONS = {"queued": "⏳", "running": "⏳", "done": "✅", "failed": "❌", "cancelled": "⏹️", "interrupted": "⚠️"}
 PAGES = {"finetune": "Fine-tune", "compress": "Compress", "evaluate": "Evaluate explainers"}
+Live = Callable[[str, dict[str, Any]], None]  # draws a job's live content (e.g. loss curves): (job id, status)
 
 
 def _eta(seconds: Any) -> str:
@@ -31,72 +32,62 @@ def job_from_link(kind: str) -> str | None:
     learns that the job is of another kind, and on which page it lives.
     """
     try:
-        return jobs.open_job(st.query_params.get("job"), owner(), kind)
-    except jobs.JobKindError as err:
+        return services.open_job(st.query_params.get("job"), kind)
+    except services.JobKindError as err:
         page = PAGES.get(err.kind)
         st.error(f"{err}" + (f" Open it on the {page} page." if page else ""), icon="⚠️")
-    except jobs.JobError as err:
+    except services.JobError as err:
         st.error(str(err), icon="⚠️")
     return None
 
 
-def recent_jobs(kind: str, n: int = 5) -> list[dict[str, Any]]:
-    """This person's latest ``n`` jobs of ``kind`` (nobody else's)."""
-    return jobs.list_jobs(kind, owner=owner())[:n]
-
-
-def _failure(err: Exception) -> str:
-    if isinstance(err, LoupeError):
-        return hosting.redact(err)
-    return (f"This job's files could not be read ({type(err).__name__}); the page stopped following it. "
-            "The server log has the details.")
-
-
-def _draw(job_id: str, live: Callable[[str, dict[str, Any]], None] | None, key: str) -> None:
-    status = jobs.status(job_id)
-    state = str(status.get("state", "?"))
-    st.markdown(f"{_ICONS.get(state, '')} **Job `{job_id}`** — {md(state)}")
-    eta = _eta(status.get("eta_seconds")) if state == "running" else ""
+def _draw(job_id: str, live: Live | None, key: str) -> None:
+    status = services.job_status(job_id)
+    now = str(status.get("state", "?"))
+    st.markdown(f"{_ICONS.get(now, '')} **Job `{job_id}`** — {md(now)}")
+    eta = _eta(status.get("eta_seconds")) if now == "running" else ""
     progress = status.get("progress")
     progress = min(1.0, max(0.0, float(progress))) if isinstance(progress, (int, float)) else 0.0
-    st.progress(progress, text=f"{md(hosting.redact(status.get('message') or ''))}{eta}")
+    st.progress(progress, text=f"{md(services.shown_error(status.get('message') or ''))}{eta}")
     if live is not None:
         live(job_id, status)
     cols = st.columns([1, 1, 4])
-    if state in (*jobs.ACTIVE, "interrupted") and cols[0].button("Cancel", key=f"{key}_cancel_{job_id}",
-                                                                 help="Stop the job (an upload it reads is removed)"):
-        jobs.cancel(job_id)
+    if now in (*services.ACTIVE, "interrupted") and cols[0].button(
+            "Cancel", key=state.job_cancel(key, job_id), help="Stop the job (an upload it reads is removed)"):
+        services.cancel(job_id)
         st.rerun(scope="app")
-    if state in ("interrupted", "failed", "cancelled") and jobs.resumable(job_id) and \
-            cols[1].button("Resume", key=f"{key}_resume_{job_id}", help="Continue from the last checkpoint"):
-        jobs.resume(job_id)
+    if now in ("interrupted", "failed", "cancelled") and services.resumable(job_id) and \
+            cols[1].button("Resume", key=state.job_resume(key, job_id), help="Continue from the last checkpoint"):
+        services.resume(job_id)
         st.rerun(scope="app")
     with st.expander("Log"):
-        st.code(hosting.redact(jobs.log_tail(job_id, 40)) or "(empty)", language=None)
-    st.session_state[f"{key}_status"] = status
-    seen = f"{key}_seen_active_{job_id}"
-    if state not in jobs.ACTIVE and st.session_state.get(seen):
+        st.code(services.job_log(job_id, 40) or "(empty)", language=None)
+    st.session_state[state.job_status(key)] = status
+    seen = state.job_seen_active(key, job_id)
+    if now not in services.ACTIVE and st.session_state.get(seen):
         st.session_state[seen] = False
         st.rerun(scope="app")  # redraw the page with the results, and stop polling
-    if state in jobs.ACTIVE:
+    if now in services.ACTIVE:
         st.session_state[seen] = True
 
 
-def job_panel(job_id: str, live: Callable[[str, dict[str, Any]], None] | None = None, key: str = "job") -> dict:
+def job_panel(job_id: str, key: str, live: Live | None = None) -> dict[str, Any]:
     """Draw the job's status (every 2 s while it runs) and return its last status.
 
-    Call it only with a job this person may open (:func:`job_from_link`). ``live(job_id, status)`` draws extra
-    live content (e.g. loss curves) inside the refreshing block. When the panel fails (a job folder that cannot
-    be read), it shows why once and stops polling, rather than raising every 2 s.
+    Call it only with a job this person may open (:func:`job_from_link`). ``key`` is the page's panel prefix
+    (``state.FT_PANEL``...). ``live(job_id, status)`` draws extra live content (e.g. loss curves) inside the
+    refreshing block. When the panel fails (a job folder that cannot be read), it shows why once and stops
+    polling, rather than raising every 2 s.
     """
-    failed = f"{key}_failed_{job_id}"
-    st.session_state.pop(f"{key}_status", None)
+    failed = state.job_failed(key, job_id)
+    st.session_state.pop(state.job_status(key), None)
+    polling = False
     if failed not in st.session_state:
         try:
-            polling = jobs.status(job_id).get("state") in jobs.ACTIVE
+            polling = services.job_status(job_id).get("state") in services.ACTIVE
         except Exception as err:  # any failure is shown once, never re-raised
             log.exception("job %s: cannot read its status", job_id)
-            st.session_state[failed] = _failure(err)
+            st.session_state[failed] = services.failure_message(err)
     if failed in st.session_state:
         st.error(st.session_state[failed], icon="⚠️")
         return {}
@@ -107,9 +98,9 @@ def job_panel(job_id: str, live: Callable[[str, dict[str, Any]], None] | None = 
             _draw(job_id, live, key)
         except Exception as err:  # shown once; st.rerun/st.stop are BaseExceptions and pass
             log.exception("job %s: its panel failed", job_id)
-            st.session_state[failed] = _failure(err)
-            st.session_state.pop(f"{key}_status", None)
+            st.session_state[failed] = services.failure_message(err)
+            st.session_state.pop(state.job_status(key), None)
             st.rerun(scope="app")
 
     _panel()
-    return dict(st.session_state.get(f"{key}_status") or {})
+    return dict(st.session_state.get(state.job_status(key)) or {})

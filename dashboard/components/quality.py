@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from dashboard.components.charts import _plain
+from dashboard.components.charts import plain
 from dashboard.components.highlight import esc_html, esc_md
 from explainers import Attribution
 from explainers.metrics import Faithfulness, agreement
@@ -58,7 +58,7 @@ def agreement_matrix(attributions: Sequence[Attribution], titles: dict[str, str]
                 top_j = ", ".join(esc_md(w.text) for w in attributions[j].top_words(ag.k))
                 flags.append(f"**{esc_md(names[i])}** and **{esc_md(names[j])}** disagree on their top {ag.k} words "
                              f"(overlap {ag.top_k_overlap:.0%}): {top_i} vs {top_j}.")
-    fig = go.Figure(go.Heatmap(z=z, x=[_plain(x) for x in names], y=[_plain(x) for x in names], zmin=-1, zmax=1,
+    fig = go.Figure(go.Heatmap(z=z, x=[plain(x) for x in names], y=[plain(x) for x in names], zmin=-1, zmax=1,
                                colorscale="RdBu", text=np.vectorize(lambda v: "" if np.isnan(v) else f"{v:.2f}")(z),
                                texttemplate="%{text}", colorbar=dict(title="Spearman")))
     fig.update_layout(height=120 + 45 * n, margin=dict(l=0, r=0, t=10, b=0), yaxis=dict(autorange="reversed"))
@@ -69,7 +69,7 @@ def deletion_chart(results: Sequence[tuple[str, Faithfulness]]) -> go.Figure:
     """p(target) as each explainer's top words are deleted; the random ranking dashed, for scale."""
     fig = go.Figure()
     for title, f in results:
-        fig.add_trace(go.Scatter(x=list(f.fractions), y=list(f.deletion), mode="lines+markers", name=_plain(title)))
+        fig.add_trace(go.Scatter(x=list(f.fractions), y=list(f.deletion), mode="lines+markers", name=plain(title)))
     base = next((f.baseline for _, f in results if f.baseline is not None), None)
     if base is not None:
         fig.add_trace(go.Scatter(x=list(base.fractions), y=list(base.deletion), mode="lines", name="random",

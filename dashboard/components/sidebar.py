@@ -1,24 +1,16 @@
-"""The sidebar and who is using the app: login gate (st.login), owner of jobs, model picker (store, bundled
-default, a folder: any locally, under the operator's roots when hosted), device, model-card summary."""
+"""The sidebar: login gate (st.login), model picker (store, bundled default, a folder: any locally, under the
+operator's roots when hosted), device, model-card summary."""
 
 from __future__ import annotations
 
-import binascii
-import hashlib
 import html
-import secrets
 from collections.abc import Mapping
 from typing import Any
 
 import streamlit as st
 
-from dashboard import state
-from model_zoo import DEFAULT_MODEL_ID, ModelHandle, ModelLoadError, hosting
-
-_PATH = "loupe_model_path"
-_QP_MODEL = "loupe_model_qp"  # the ?model= value already applied, so a later pick in the sidebar wins over it
-OWNER = "loupe_owner"  # this session's owner token, when there is neither a login nor a browser cookie
-_XSRF_COOKIE = "_streamlit_xsrf"  # Streamlit's per-browser XSRF cookie (random, kept across reloads)
+from dashboard import services, state
+from model_zoo import DEFAULT_MODEL_ID, ModelHandle, ModelLoadError
 
 
 def md(text: Any) -> str:
@@ -34,20 +26,12 @@ def _fmt(value: Any) -> str:
 
 
 def _use_path() -> None:
-    path = str(st.session_state.get(_PATH, "")).strip()
+    path = str(st.session_state.get(state.MODEL_PATH, "")).strip()
     if path:
         st.session_state[state.MODEL] = path
 
 
 # --- who is using the app -----------------------------------------------------------------------------------
-def login_configured() -> bool:
-    """Whether Streamlit's built-in login (``st.login``, OIDC) is set up: an ``[auth]`` section in secrets."""
-    try:
-        return bool(st.secrets.load_if_toml_exists() and "auth" in st.secrets)
-    except Exception:  # an unreadable secrets file: Streamlit reports it itself; no login then
-        return False
-
-
 def _providers() -> list[str | None]:
     """The login buttons to offer: ``[None]`` for one provider in ``[auth]`` itself, else ``[auth.<name>]``s."""
     auth = st.secrets.get("auth") or {}
@@ -57,7 +41,7 @@ def _providers() -> list[str | None]:
 
 def require_login() -> None:
     """With ``st.login`` configured, every page shows only the sign-in screen until the person is signed in."""
-    if not login_configured() or st.user.get("is_logged_in"):
+    if not services.login_configured() or st.user.get("is_logged_in"):
         return
     st.title("🔎 Loupe")
     st.write("Sign in to use Loupe. Your fine-tuning, compression and evaluation jobs are kept under your "
@@ -70,40 +54,9 @@ def require_login() -> None:
         st.stop()
     for provider in _providers():
         st.button("Sign in" if provider is None else f"Sign in with {provider}", type="primary",
-                  key=f"loupe_login_{provider or 'default'}", on_click=st.login,
+                  key=state.login_button(provider), on_click=st.login,
                   args=() if provider is None else (provider,))
     st.stop()
-
-
-def _browser_token() -> bytes | None:
-    """The random token of Streamlit's XSRF cookie: the same for every tab and reload of one browser."""
-    raw = str(st.context.cookies.get(_XSRF_COOKIE) or "").strip("\"'")
-    try:
-        if raw.startswith("2|"):  # "2|mask|masked token|timestamp" (Tornado's format, kept by Streamlit)
-            _, mask_hex, masked_hex, _ = raw.split("|")
-            mask, masked = binascii.a2b_hex(mask_hex), binascii.a2b_hex(masked_hex)
-            token = bytes(b ^ mask[i % 4] for i, b in enumerate(masked))
-        else:
-            token = binascii.a2b_hex(raw)
-    except (ValueError, binascii.Error, IndexError):
-        return None
-    return token if len(token) >= 16 else None
-
-
-def owner() -> str:
-    """Who owns the jobs this session starts and may open: the signed-in user (``st.login``: every session of
-    that user), else this browser (its XSRF cookie: every tab and reload), else this session alone."""
-    if login_configured() and st.user.get("is_logged_in"):
-        subject = st.user.get("sub") or st.user.get("email")
-        if subject:
-            ident = f"{st.user.get('iss') or ''}|{subject}".encode()
-            return "user:" + hashlib.sha256(b"loupe-owner\0" + ident).hexdigest()[:32]
-    token = _browser_token()
-    if token is not None:
-        return "browser:" + hashlib.sha256(b"loupe-owner\0" + token).hexdigest()[:32]
-    if not st.session_state.get(OWNER):
-        st.session_state[OWNER] = "session:" + secrets.token_urlsafe(16)
-    return str(st.session_state[OWNER])
 
 
 def card_summary(handle: ModelHandle) -> None:
@@ -120,7 +73,7 @@ def card_summary(handle: ModelHandle) -> None:
         rows.append(("test macro F1", _fmt(test.get("f1_macro"))))
     data = info.get("data")
     if isinstance(data, dict):
-        rows.append(("data", data.get("name")))
+        rows.append(("data", data.get("source") or data.get("name")))
     if info.get("created"):
         rows.append(("created", info["created"]))
     cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
@@ -135,10 +88,10 @@ def card_summary(handle: ModelHandle) -> None:
 def _asked() -> str:
     """The model this run asks for: a new ``?model=`` link first, then this session's pick, then the default."""
     link = st.query_params.get("model")
-    if link and link != st.session_state.get(_QP_MODEL):
-        st.session_state[_QP_MODEL] = link
+    if link and link != st.session_state.get(state.MODEL_FROM_LINK):
+        st.session_state[state.MODEL_FROM_LINK] = link
         return str(link)
-    return str(st.session_state.get(state.MODEL) or link or state.default_model())
+    return str(st.session_state.get(state.MODEL) or link or services.default_model())
 
 
 def _label(name: str) -> str:
@@ -148,41 +101,42 @@ def _label(name: str) -> str:
 def _checked(name: str) -> tuple[str | None, str | None]:
     """``(name to load, None)`` for a model this person may load, else ``(None, why not)``."""
     try:
-        return hosting.check_request(name), None
+        return services.check_model(name), None
     except ModelLoadError as err:
         # Hosted, the message is the generic one and repeats nothing of the request.
-        return None, str(err) if hosting.hosted() else f"{_label(name)}: {err}"
+        return None, str(err) if services.hosted() else f"{_label(name)}: {err}"
 
 
 def _folder_picker() -> None:
     """*Load a folder*: any Hugging Face folder locally; hosted, only under the operator's roots (if any)."""
-    if hosting.hosted() and not hosting.model_roots():
+    if not services.folder_picker_allowed():
         return
-    title = "Load a shared model folder" if hosting.hosted() else "Load a local folder"
+    hosted = services.hosted()
+    title = "Load a shared model folder" if hosted else "Load a local folder"
     hint = ("A model folder from the shared model folders, by its path inside them (e.g. team/sst2-bert)"
-            if hosting.hosted() else "Folder with a Hugging Face model (config.json, safetensors, tokenizer)")
+            if hosted else "Folder with a Hugging Face model (config.json, safetensors, tokenizer)")
     with st.expander(title):
-        st.text_input(hint, key=_PATH, max_chars=hosting.MAX_NAME,
-                      placeholder="team/model" if hosting.hosted() else "/path/to/model")
+        st.text_input(hint, key=state.MODEL_PATH, max_chars=services.max_name_chars(),
+                      placeholder="team/model" if hosted else "/path/to/model")
         st.button("Load folder", on_click=_use_path, width="stretch")
 
 
 def model_sidebar() -> ModelHandle | None:
     """Draw the model picker and return the model in use (None when none can be loaded)."""
-    ids = [c["id"] for c in state.store_models()]
+    ids = [c["id"] for c in services.store_models()]
     refused: str | None = None
     wanted, refused = _checked(_asked())
     if wanted is None:  # fall back to the last model that loaded, else the default
-        fallback = st.session_state.get(state.MODEL_OK) or state.default_model()
+        fallback = st.session_state.get(state.MODEL_OK) or services.default_model()
         wanted = fallback if _checked(fallback)[0] else (ids[0] if ids else None)
         st.session_state[state.MODEL] = wanted
     options = ids + [wanted] if wanted and wanted not in ids else list(ids)
     with st.sidebar:
         st.markdown("### 🔎 Loupe")
-        if login_configured() and st.user.get("is_logged_in"):
+        if services.signed_in():
             who = st.user.get("email") or st.user.get("name") or "signed in"
             st.caption(f"Signed in as {md(who)}")
-            st.button("Log out", on_click=st.logout, key="loupe_logout")
+            st.button("Log out", on_click=st.logout, key=state.LOGOUT)
         if not options:
             st.info(f"No model yet. Build the default one with `python -m model_zoo prepare` "
                     f"({DEFAULT_MODEL_ID}, about 3 minutes on a 2-core CPU), or load a folder below.")
@@ -193,14 +147,14 @@ def model_sidebar() -> ModelHandle | None:
         handle = None
         if choice:
             try:
-                handle = state.get_handle(choice)
+                handle = services.get_handle(choice)
             except ModelLoadError as err:
-                refused = f"{_label(choice)}: {hosting.redact(err)}"
+                refused = f"{_label(choice)}: {services.shown_error(err)}"
                 previous = st.session_state.get(state.MODEL_OK)
                 if previous and previous != choice:
                     st.session_state[state.MODEL] = previous
                     try:
-                        handle = state.get_handle(previous)
+                        handle = services.get_handle(previous)
                     except ModelLoadError:  # it loaded before; its files changed since
                         st.session_state.pop(state.MODEL_OK, None)
             else:

@@ -13,6 +13,7 @@ from scipy import stats
 
 from explainers.metrics import describe_bins, rank_agreement
 from explainers.sanity import THRESHOLD
+from model_zoo import cli
 
 METRICS = ("comp_aopc", "suff_aopc", "deletion_auc", "insertion_auc")
 ALPHA = 0.05
@@ -106,12 +107,9 @@ class EvaluationReport:
             r = self.random
             lines.append(["", "random", str(r.comp_aopc), str(r.suff_aopc), str(r.deletion_auc),
                           str(r.insertion_auc), "", "", "", "", ""])
-        widths = [max(len(row[c]) for row in [head, *lines]) for c in range(len(head))]
-        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
         title = (f"Explainer faithfulness on {self.model} · {self.dataset} · {self.n} sentences "
                  f"(mean ± 95% CI; AOPC over the {describe_bins(self.settings['bins'])})")
-        out = [title, fmt.format(*head), fmt.format(*("-" * w for w in widths))]
-        out += [fmt.format(*row) for row in lines]
+        out = [title, cli.table(lines, head)]
         ties = [f"{r.method} ~ {', '.join(r.tied_with)}" for r in self.rows if r.tied_with]
         out.append(f"rank: by comprehensiveness; '=' shares a rank (paired Wilcoxon, Holm-adjusted p >= {ALPHA}): "
                    + ("; ".join(ties) if ties else "every difference is significant"))

@@ -61,11 +61,6 @@ class FinetuneMethod:
     weights_file: ClassVar[str] = ""
     adds_tokens: ClassVar[bool] = False
 
-    @property
-    def config_cls(self) -> type:
-        """The settings dataclass (``Config``), under the name pages used before methods were classes."""
-        return self.Config
-
     def config(self, values: Any = None) -> Any:
         """The method's settings from a dict (JSON), an instance or None (the defaults), validated.
 

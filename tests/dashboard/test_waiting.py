@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from dashboard import services, state
+from dashboard import services
 
 
 def _request(handle, text: str, method: str) -> services.ExplainRequest:  # type: ignore[no-untyped-def]
-    return services.ExplainRequest(state.model_key(handle), text, [method])
+    return services.ExplainRequest(services.model_key(handle), text, [method])
 
 
 def test_waiting_for_the_model_is_said(tiny_handle) -> None:  # type: ignore[no-untyped-def]

@@ -9,6 +9,7 @@ import pytest
 
 from explainers.compression_report import (
     CompressConfig,
+    build_config,
     drift_summary,
     explain_texts,
     format_table,
@@ -166,13 +167,13 @@ def test_unsupported_variant_is_reported_not_fatal(tiny_model_dir: Path) -> None
 
 def test_bad_config_is_refused() -> None:
     with pytest.raises(CompressionError):
-        CompressConfig.from_dict({"variants": ["int8"], "bogus": 1})
+        build_config({"variants": ["int8"], "bogus": 1})
     with pytest.raises(CompressionError):
         CompressConfig(variants="int8,nope-3")
 
 
 def test_cli_compress_json(tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from model_zoo.__main__ import main
+    from explainers.__main__ import main
 
     args = ["compress", "--model", str(tiny_model_dir), "--variants", "prune-50", "--methods", "ablation",
             "--n-eval", "20", "--n-drift", "1", "--repeats", "3"]

@@ -17,7 +17,6 @@ from model_zoo.compression import (
     VariantSpec,
     at_batch_size,
     available_variants,
-    count_parameters,
     evaluate_predictions,
     is_quantized,
     make_variant,
@@ -30,6 +29,7 @@ from model_zoo.compression import (
 )
 from model_zoo.data import rotten_tomatoes
 from model_zoo.errors import ModelLoadError
+from model_zoo.params import count_parameters
 
 TEXTS = [
     "A moving, funny and beautifully acted film.",
@@ -123,7 +123,7 @@ def test_layer_drop_keeps_fewer_layers(tiny_handle) -> None:  # type: ignore[no-
     model = variant.handle.model
     assert len(model.bert.encoder.layer) == 1 and model.config.num_hidden_layers == 1
     assert variant.card["kept_layers"] == [0]
-    assert count_parameters(model) < count_parameters(tiny_handle.model)
+    assert count_parameters(model).total < count_parameters(tiny_handle.model).total
     probs = variant.handle.predict_proba(TEXTS)
     assert probs.shape == (len(TEXTS), 2) and np.allclose(probs.sum(axis=1), 1)
 
@@ -132,7 +132,7 @@ def test_int8_quantises_linears_and_reloads(tiny_handle, tiny_model_dir: Path, t
     variant = make_variant(tiny_handle, "int8")
     assert is_quantized(variant.handle.model) and not is_quantized(tiny_handle.model)
     assert variant.card["backend"] == "torch.ao.quantization.quantize_dynamic" and variant.card["backend_reason"]
-    assert count_parameters(variant.handle.model) == count_parameters(tiny_handle.model)
+    assert count_parameters(variant.handle.model).total == count_parameters(tiny_handle.model).total
     probs = variant.handle.predict_proba(TEXTS)
     folder = save_variant(variant, tmp_path / "tiny-int8", source_folder=tiny_model_dir)
     assert store.read_card(folder)["quantization"]["method"] == "dynamic-int8"
@@ -231,3 +231,54 @@ def test_int8_agrees_with_fp32_on_the_default_model(real_model_dir: Path) -> Non
     int8 = make_variant(handle, "int8").handle
     agreement = {bs: float((fp32 == int8.predict_proba(texts, batch_size=bs).argmax(axis=1)).mean()) for bs in (1, 32)}
     assert min(agreement.values()) >= 0.95, agreement
+
+
+def test_a_variant_has_its_own_exclusive_lock(tiny_handle) -> None:  # type: ignore[no-untyped-def]
+    """A variant is a different model: an explanation holding the source exclusively must not hold it up."""
+    import threading
+
+    variant = make_variant(tiny_handle, "prune-50")
+    assert variant.handle.model is not tiny_handle.model
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_source() -> None:
+        with tiny_handle.use(exclusive=True, label="an explanation of the source"):
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_the_source)
+    holder.start()
+    try:
+        assert held.wait(10)
+        got = variant.handle.lock.acquire(timeout=2)  # what variant.handle.use(exclusive=True) takes
+        assert got, "the variant shares the source's lock"
+        variant.handle.lock.release()
+        with variant.handle.use(exclusive=True):
+            assert variant.handle.predict_proba(TEXTS[:1]).shape == (1, 2)
+    finally:
+        release.set()
+        holder.join(10)
+
+
+def test_the_source_is_copied_without_an_explainers_hooks(tiny_handle) -> None:  # type: ignore[no-untyped-def]
+    """Made while an explanation has hooks on the source model, a variant waits and copies no hook."""
+    import threading
+
+    hooked, release = threading.Event(), threading.Event()
+
+    def explain_with_hooks() -> None:
+        with tiny_handle.use(exclusive=True):
+            hook = tiny_handle.model.bert.embeddings.register_forward_hook(lambda *_: None)
+            hooked.set()
+            release.wait(1.0)  # the variant is asked for while the hook is on
+            hook.remove()
+
+    holder = threading.Thread(target=explain_with_hooks)
+    holder.start()
+    try:
+        assert hooked.wait(10)
+        variant = make_variant(tiny_handle, "prune-50")
+    finally:
+        release.set()
+        holder.join(10)
+    assert not variant.handle.model.bert.embeddings._forward_hooks

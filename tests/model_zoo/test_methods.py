@@ -23,7 +23,7 @@ def test_every_method_describes_itself_and_its_settings() -> None:
     for name, method in METHODS.items():
         assert isinstance(method, FinetuneMethod) and method.name == name
         assert method.title and method.summary and method.trains.endswith(".")
-        assert dataclasses.is_dataclass(method.Config) and method.config_cls is method.Config
+        assert dataclasses.is_dataclass(method.Config)
         assert all(s.help for s in spec.settings(method.Config, name))
         assert spec.to_dict(method.config()) == spec.to_dict(spec.defaults(method.Config, name))
         recipe = default_train_config(name)
