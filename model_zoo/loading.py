@@ -45,6 +45,27 @@ BUILDERS: Registry[Builder] = Registry("model card builder", ModelLoadError)
 FINISHERS: Registry[Finisher] = Registry("model card finisher", ModelLoadError)
 
 
+def identity_pooler(model: Any) -> Any:
+    """Make the bundled encoder's pooler the identity (``dense.weight = I``, ``bias = 0``: the pooler is then
+    tanh of the [CLS] vector); returns ``model``.
+
+    The bundled MiniLM is a sentence-transformers encoder trained with mean pooling: BERT's pooler in its
+    checkpoint was never trained, a random projection of [CLS] that the head would have to learn through (or the
+    pooler trained, which triples LoRA's trainable parameters). Saved models keep whatever pooler they trained,
+    as plain Hugging Face weights; this only replaces the untrained one the bundled checkpoint carries.
+    """
+    import torch
+
+    pooler = getattr(getattr(model, "base_model", model), "pooler", None)
+    dense = getattr(pooler, "dense", None)
+    if isinstance(dense, torch.nn.Linear) and dense.in_features == dense.out_features:
+        with torch.no_grad():
+            dense.weight.copy_(torch.eye(dense.in_features, dtype=dense.weight.dtype))
+            if dense.bias is not None:
+                dense.bias.zero_()
+    return model
+
+
 def bundled_encoder_path() -> Path:
     """Folder of the bundled MiniLM encoder (Hugging Face format)."""
     try:
@@ -306,6 +327,8 @@ def load(
     names = list(wanted) if wanted is not None else [
         str(config.id2label.get(i, i)) for i in range(config_labels)
     ]
+    if source == "bundled":
+        identity_pooler(model)
     model.to(device=dev, dtype=torch_dtype)
     model.eval()
     model.requires_grad_(False)

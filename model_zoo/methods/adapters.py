@@ -36,7 +36,7 @@ class AdapterConfig:
     placement: str = setting("ffn", "ffn: one adapter per layer, after the feed-forward block (Pfeiffer); both: also "
                                     "after attention (Houlsby)", choices=["ffn", "both"])
     train_layer_norm: bool = setting(True, "Also train the LayerNorm weights")
-    include_pooler: bool = setting(True, INCLUDE_POOLER_HELP)
+    include_pooler: bool = setting(False, INCLUDE_POOLER_HELP)
 
 
 class BottleneckAdapter(nn.Module):

@@ -8,11 +8,12 @@ weights train (:meth:`FinetuneMethod.prepare`), how the trained model is saved (
 and, for adapter methods, how it is rebuilt from its base (:meth:`~FinetuneMethod.attach`). Nothing outside a
 method's module branches on its name.
 
-Several methods also train the pooler (BERT's dense + tanh over [CLS], which only the head reads) unless their
-``include_pooler`` is off: a sentence encoder such as the bundled MiniLM was trained with mean pooling, so its
-pooler was never trained and its [CLS] vector says little about the text; with a frozen pooler these methods
-barely move from the majority class in a short run (LoRA: 0.57 validation accuracy after 63 steps on 2,000
-Rotten Tomatoes sentences, 0.73 with the pooler).
+The pooler (BERT's dense + tanh over [CLS], which only the head reads) trains only when a method's
+``include_pooler`` is on (off by default). The bundled MiniLM was trained with mean pooling, so its checkpoint's
+pooler is an untrained random projection; :func:`model_zoo.loading.identity_pooler` replaces it by the identity
+when the bundled encoder is loaded, so a frozen pooler passes the [CLS] vector through (LoRA with a frozen
+identity pooler: 0.721 validation / 0.801 test after one epoch on 2,000 Rotten Tomatoes sentences, against
+0.734 / 0.802 training the random pooler with three times the parameters).
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ class FinetuneMethod:
 
         entry = card["peft"]
         base_id = str(entry.get("base", ""))
-        base_folder, _ = loading.locate(base_id)
+        base_folder, base_source = loading.locate(base_id)
         if base_folder is None or not base_folder.is_dir():
             raise ModelLoadError(f"{folder.name} is an adapter on {base_id!r}, which is not in the store or on disk.")
         loading._check_folder(base_folder, allow_pickle=False)
@@ -120,6 +121,8 @@ class FinetuneMethod:
         model = AutoModelForSequenceClassification.from_pretrained(
             base_folder, config=config, use_safetensors=True, ignore_mismatched_sizes=True,
             attn_implementation=attn_implementation)
+        if base_source == "bundled":  # as it was trained on (see loading.identity_pooler)
+            loading.identity_pooler(model)
         heads = head_names(model)
         model, saved = self.attach(model, folder, self.config(entry.get("config")))
         missing = [h for h in heads if not any(f"{h}." in k for k in saved)]

@@ -29,9 +29,10 @@ class BitFit(FinetuneMethod):
     name = "bitfit"
     title = "BitFit"
     summary = "Only the bias terms and the head train."
-    trains = "Every bias term and the classification head (the pooler's weight too, if asked)."
+    trains = ("Every bias term (encoder and pooler) plus the classification head; all weight matrices stay "
+              "frozen.")
     Config = BitFitConfig
-    recipe = {"learning_rate": 2e-3, "epochs": 3.0, "weight_decay": 0.0}
+    recipe = {"learning_rate": 1e-2, "batch_size": 16, "warmup_ratio": 0.1, "epochs": 3.0, "weight_decay": 0.0}
 
     def prepare(self, model: nn.Module, cfg: Any) -> nn.Module:
         for name, p in model.named_parameters():

@@ -15,7 +15,7 @@ from model_zoo.spec import setting
 class HeadOnlyConfig:
     """Frozen encoder: only the head trains."""
 
-    include_pooler: bool = setting(True, INCLUDE_POOLER_HELP)
+    include_pooler: bool = setting(False, INCLUDE_POOLER_HELP)
 
 
 @register
@@ -23,9 +23,10 @@ class HeadOnly(FinetuneMethod):
     name = "head_only"
     title = "Frozen encoder (head only)"
     summary = "Only the classification head trains (a baseline)."
-    trains = "The classification head (and the pooler, unless switched off); the encoder stays frozen."
+    trains = ("Only the classification head (one linear layer over the pooled [CLS] vector); the encoder and "
+              "pooler stay frozen.")
     Config = HeadOnlyConfig
-    recipe = {"learning_rate": 5e-3, "epochs": 3.0, "weight_decay": 0.0}
+    recipe = {"learning_rate": 2e-2, "batch_size": 8, "warmup_ratio": 0.0, "epochs": 3.0, "weight_decay": 0.0}
 
     def prepare(self, model: nn.Module, cfg: Any) -> nn.Module:
         model.requires_grad_(False)

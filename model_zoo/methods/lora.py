@@ -28,7 +28,7 @@ class LoraConfig:
                                                  "peft's default for the model)")
     merge: bool = setting(True, "Save the update merged into the weights (a plain model) instead of an adapter "
                                 "plus its base")
-    include_pooler: bool = setting(True, INCLUDE_POOLER_HELP)
+    include_pooler: bool = setting(False, INCLUDE_POOLER_HELP)
 
     def targets(self) -> list[str] | None:
         names = [t.strip() for t in self.target_modules.split(",") if t.strip()]
@@ -39,8 +39,9 @@ class LoraConfig:
 class Lora(PeftLibraryMethod):
     name = "lora"
     title = "LoRA"
-    summary = "Low-rank updates on the attention projections; the head and pooler train in full."
-    trains = "Low-rank update matrices on the target layers, plus the head and (by default) the pooler."
+    summary = "Low-rank updates on the attention projections; the head trains in full."
+    trains = ("Low-rank update matrices on the attention query and value projections, plus the classification "
+              "head; the encoder and pooler stay frozen.")
     Config = LoraConfig
     recipe = {"learning_rate": 2e-3, "batch_size": 16, "epochs": 3.0}
 

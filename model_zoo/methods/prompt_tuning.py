@@ -19,18 +19,19 @@ class PromptTuningConfig:
     num_virtual_tokens: int = setting(20, "Number of trainable prompt tokens", min=1, max=200)
     init: str = setting("sample_vocab", "Start the prompt from embeddings of random vocabulary tokens, or from "
                                         "random vectors", choices=["sample_vocab", "random"])
-    include_pooler: bool = setting(True, INCLUDE_POOLER_HELP)
+    include_pooler: bool = setting(False, INCLUDE_POOLER_HELP)
 
 
 @register
 class PromptTuning(PeftLibraryMethod):
     name = "prompt_tuning"
     title = "Prompt tuning"
-    summary = "Trainable virtual tokens before the text; the head and pooler train."
-    trains = "The embeddings of the virtual prompt tokens, plus the head and (by default) the pooler."
+    summary = "Trainable virtual tokens before the text; the head trains."
+    trains = ("The embeddings of the virtual tokens put before the text (the head reads the first one's output), "
+              "plus the classification head; the encoder and pooler stay frozen.")
     Config = PromptTuningConfig
     adds_tokens = True
-    recipe = {"learning_rate": 1e-2, "batch_size": 16, "epochs": 5.0, "warmup_ratio": 0.1}
+    recipe = {"learning_rate": 3e-2, "batch_size": 8, "epochs": 5.0, "warmup_ratio": 0.1, "weight_decay": 0.0}
 
     def peft_config(self, cfg: PromptTuningConfig, modules_to_save: list[str]) -> Any:
         import peft

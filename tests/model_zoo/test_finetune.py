@@ -124,8 +124,8 @@ def test_each_method_learns_and_leaves_frozen_weights_alone(method: str, base: P
     assert before > 0.65 and after < 0.5, (before, after)  # from chance (ln 2) to clearly learned
     params = {n: p.detach().cpu() for n, p in prep.model.named_parameters()}
     assert all(torch.equal(params[n], v) for n, v in frozen.items()), "a frozen weight changed"
-    # The method's own weights moved, not just the head's.
-    own = [n for n in trained if "classifier" not in n]
+    # The method's own weights moved, not just the head's (head-only: its own weights are the head).
+    own = [n for n in trained if "classifier" not in n] or list(trained)
     assert own and any(not torch.equal(params[n], trained[n]) for n in own)
 
 
@@ -140,7 +140,7 @@ def test_trainable_parameter_counts(base: Path) -> None:
     total = _numel(plain, lambda n: True)
     head = _numel(plain, lambda n: n.startswith("classifier."))
     hidden, layers = 32, 2
-    pooler = hidden * hidden + hidden  # LoRA, adapters, prompt tuning and head-only train it by default
+    pooler = hidden * hidden + hidden  # trains only when a method's include_pooler is on (off by default)
 
     full = prepare_model(str(base), "full", None, LABELS, device="cpu")
     assert full.trainable == full.total == total and full.fraction == 1.0
@@ -152,15 +152,15 @@ def test_trainable_parameter_counts(base: Path) -> None:
     with_weight = prepare_model(str(base), "bitfit", {"include_pooler": True}, LABELS, device="cpu")
     assert with_weight.trainable == bitfit.trainable + hidden * hidden  # opt-in: the pooler's weight (bias had it)
 
-    # LoRA: the lora_* matrices, the head and (include_pooler, the default) the pooler, both as modules_to_save.
-    lora = prepare_model(str(base), "lora", {"r": 4}, LABELS, device="cpu")
+    # LoRA: the lora_* matrices, the head and (include_pooler) the pooler, both as modules_to_save.
+    lora = prepare_model(str(base), "lora", {"r": 4, "include_pooler": True}, LABELS, device="cpu")
     names = [n for n, p in lora.model.named_parameters() if p.requires_grad]
     assert names and all("lora_" in n or (".modules_to_save." in n and (".classifier." in n or ".pooler." in n))
                          for n in names)
     assert any(".pooler." in n for n in names)
     assert {n.split(".")[-4] for n in names if "lora_" in n} == {"query", "value"}
     assert lora.trainable == layers * 2 * 4 * (hidden + hidden) + head + pooler
-    bare = prepare_model(str(base), "lora", {"r": 4, "include_pooler": False}, LABELS, device="cpu")
+    bare = prepare_model(str(base), "lora", {"r": 4}, LABELS, device="cpu")  # the default: no pooler
     names = [n for n, p in bare.model.named_parameters() if p.requires_grad]
     assert all("lora_" in n or ".classifier.modules_to_save." in n for n in names)
     assert bare.trainable == layers * 2 * 4 * (hidden + hidden) + head
@@ -173,27 +173,30 @@ def test_trainable_parameter_counts(base: Path) -> None:
     pooled = prepare_model(str(base), "adapters", {**small, "include_pooler": True}, LABELS, device="cpu")
     assert pooled.trainable == adapters.trainable + pooler
 
-    prompt = prepare_model(str(base), "prompt_tuning", {"num_virtual_tokens": 5}, LABELS, device="cpu")
-    assert prompt.trainable == 5 * hidden + head + pooler
-    prompt = prepare_model(str(base), "prompt_tuning", {"num_virtual_tokens": 5, "include_pooler": False}, LABELS,
+    prompt = prepare_model(str(base), "prompt_tuning", {"num_virtual_tokens": 5, "include_pooler": True}, LABELS,
                            device="cpu")
+    assert prompt.trainable == 5 * hidden + head + pooler
+    prompt = prepare_model(str(base), "prompt_tuning", {"num_virtual_tokens": 5}, LABELS, device="cpu")
     assert prompt.trainable == 5 * hidden + head
 
-    head_only = prepare_model(str(base), "head_only", {"include_pooler": False}, LABELS, device="cpu")
+    head_only = prepare_model(str(base), "head_only", None, LABELS, device="cpu")
     assert head_only.trainable == head
-    with_pooler = prepare_model(str(base), "head_only", None, LABELS, device="cpu")
+    with_pooler = prepare_model(str(base), "head_only", {"include_pooler": True}, LABELS, device="cpu")
     assert with_pooler.trainable == head + pooler
 
 
 def test_lora_counts_on_the_bundled_encoder() -> None:
     """The real MiniLM (6 layers, 384 wide) gets a new head and LoRA on its query/value projections.
 
-    Its pooler trains too (``include_pooler``): the sentence encoder never trained it for classification.
+    Its pooler stays frozen: the bundled checkpoint's untrained pooler is replaced by the identity on load
+    (``loading.identity_pooler``), so [CLS] reaches the head as it is.
     """
     prep = prepare_model("minilm-base", "lora", {"r": 8}, ["a", "b", "c"], device="cpu")
     assert prep.new_head and prep.labels == ["a", "b", "c"]
-    assert prep.trainable == 6 * 2 * 8 * (384 + 384) + (384 * 3 + 3) + (384 * 384 + 384)
-    assert 0.009 < prep.fraction < 0.011
+    assert prep.trainable == 6 * 2 * 8 * (384 + 384) + (384 * 3 + 3)
+    assert 0.003 < prep.fraction < 0.004
+    dense = prep.model.base_model.model.bert.pooler.dense
+    assert torch.equal(dense.weight, torch.eye(384)) and not dense.bias.any()
 
 
 @pytest.mark.parametrize("method,config", [("lora", {"r": 4}), ("lora", {"r": 4, "merge": False}),
