@@ -18,7 +18,8 @@ import sys
 import time
 
 from _common import default_handle, table
-from peers import PANEL, loupe_config
+
+from bench.peers import PANEL, loupe_config  # noqa: E402  (after _common fixed sys.path)
 
 
 def main(argv: list[str] | None = None) -> int:
