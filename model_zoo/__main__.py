@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from model_zoo import DEFAULT_MODEL_ID, cli, finetune, store
+from model_zoo import DEFAULT_MODEL_ID, calibration, cli, finetune, store
 
 
 def _metric(card: dict[str, Any], split: str, key: str) -> str:
@@ -57,7 +57,7 @@ def _add_prepare(sub: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    assert finetune  # its module registers `finetune`
+    assert finetune and calibration  # their modules register `finetune` and `calibrate`
     return cli.main("model_zoo", "Loupe's model store.", argv)
 
 

@@ -83,6 +83,9 @@ class ModelHandle:
     max_length: int
     info: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 64
+    # Temperature scaling saved on the model's card (model_zoo.calibration): every probability the handle gives
+    # is softmax(logits / temperature). 1.0: the model's own.
+    temperature: float = 1.0
     total_passes: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # Held with exclusive use of the model (see use()): Captum's layer methods attach hooks to the shared model
@@ -219,7 +222,7 @@ class ModelHandle:
             out = self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask)
         else:
             out = self.model(input_ids=input_ids, attention_mask=attention_mask)
-        return torch.softmax(out.logits.float(), dim=-1)
+        return torch.softmax(out.logits.float() / self.temperature, dim=-1)
 
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         """Class probabilities, shape ``(len(texts), num_labels)``, in input order.
@@ -253,7 +256,7 @@ class ModelHandle:
                                              max_length=self.max_length, return_tensors="pt").to(self.device)
                     self._count(enc["input_ids"].shape)
                     logits = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
-                out[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+                out[idx] = torch.softmax(logits.float() / self.temperature, dim=-1).cpu().numpy()
         return out
 
     @contextlib.contextmanager
@@ -287,7 +290,7 @@ class ModelHandle:
             from model_zoo.errors import LoupeError
 
             raise LoupeError("This model returned no attention weights; load it with eager attention.")
-        probs = torch.softmax(out.logits.float(), dim=-1).cpu().numpy()
+        probs = torch.softmax(out.logits.float() / self.temperature, dim=-1).cpu().numpy()
         return probs, np.stack([a.float().cpu().numpy() for a in out.attentions])
 
     @property

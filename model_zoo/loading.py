@@ -45,6 +45,13 @@ BUILDERS: Registry[Builder] = Registry("model card builder", ModelLoadError)
 FINISHERS: Registry[Finisher] = Registry("model card finisher", ModelLoadError)
 
 
+def card_temperature(card: dict[str, Any]) -> float:
+    """The temperature a card's ``calibration`` entry records (1.0 when none, or when it is not a usable number)."""
+    value = (card.get("calibration") or {}).get("temperature") if isinstance(card.get("calibration"), dict) else None
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0.01 <= float(value) <= 100.0
+    return float(value) if ok else 1.0  # type: ignore[arg-type]
+
+
 def identity_pooler(model: Any) -> Any:
     """Make the bundled encoder's pooler the identity (``dense.weight = I``, ``bias = 0``: the pooler is then
     tanh of the [CLS] vector); returns ``model``.
@@ -354,4 +361,5 @@ def load(
         max_length=_max_length(tokenizer, config),
         info=info_out,
         batch_size=128 if dev.type == "cuda" else 64,
+        temperature=card_temperature(card),
     )

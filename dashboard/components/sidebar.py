@@ -74,6 +74,9 @@ def card_summary(handle: ModelHandle) -> None:
     data = info.get("data")
     if isinstance(data, dict):
         rows.append(("data", data.get("source") or data.get("name")))
+    calibrated = info.get("calibration")
+    if isinstance(calibrated, dict) and calibrated.get("temperature"):
+        rows.append(("temperature", f"{calibrated['temperature']} (fitted on {calibrated.get('fitted_on', '?')})"))
     if info.get("created"):
         rows.append(("created", info["created"]))
     cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
