@@ -23,6 +23,7 @@ pages = [
     st.Page(PAGES / "finetune.py", title="Fine-tune", icon=":material/model_training:", url_path="finetune"),
     st.Page(PAGES / "compress.py", title="Compress", icon=":material/compress:", url_path="compress"),
     st.Page(PAGES / "evaluate.py", title="Evaluate explainers", icon=":material/leaderboard:", url_path="evaluate"),
+    st.Page(PAGES / "errors.py", title="Error analysis", icon=":material/rule:", url_path="errors"),
     st.Page(PAGES / "models.py", title="Models", icon=":material/inventory_2:", url_path="models"),
 ]
 # Each page draws the shared sidebar itself (dashboard.components.sidebar.page_setup), so a page also

@@ -156,6 +156,21 @@ def table_report(title: str, rows: Sequence[Mapping[str, Any]], note: str = "") 
     return _page(title, body + "</table>", None)
 
 
+def sections_report(title: str, sections: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], note: str = "") -> str:
+    """Several titled tables (e.g. an error analysis: metrics, classes, slices, examples) as one HTML report."""
+    body = f"<p class='meta'>{esc(note)}</p>" if note else ""
+    for heading, rows in sections:
+        body += f"<h2>{esc(heading)}</h2>"
+        if not rows:
+            body += "<p>None.</p>"
+            continue
+        cols = list(rows[0])
+        body += "<table><tr>" + "".join(f"<th>{esc(c)}</th>" for c in cols) + "</tr>"
+        body += "".join("<tr>" + "".join(f"<td class='num'>{_num(r.get(c))}</td>" for c in cols) + "</tr>"
+                        for r in rows) + "</table>"
+    return _page(title, body, None)
+
+
 _SPLIT_TITLES = {"train": "Train", "validation": "Validation", "test": "Test (held out)"}
 
 

@@ -150,6 +150,17 @@ def models_use(model_id: str) -> str:
     return f"loupe_use_{model_id}"
 
 
+# --- Error analysis -----------------------------------------------------------------------------------------
+ERR_SPLIT = "loupe_err_split"  # widget: the Rotten Tomatoes split analysed ("test" or "validation")
+ERR_KEYWORD = "loupe_err_keyword"  # widget: the keyword or regular expression that makes the keyword slice
+ERR_REGEX = "loupe_err_regex"  # widget: True: the keyword is a regular expression
+ERR_SLICE = "loupe_err_slice"  # widget: the slice whose examples are listed ("" : all texts)
+ERR_TRUE = "loupe_err_true"  # widget: the true classes whose examples are listed
+ERR_PRED = "loupe_err_pred"  # widget: the predicted classes whose examples are listed
+ERR_SAVE = "loupe_err_save"  # widget: the Save temperature to the model card button
+ERR_SAVED = "loupe_err_saved"  # (model id, temperature) last saved to a card in this session, to say so
+
+
 # --- a job panel (components.jobs), one per page, keyed by the page's panel prefix ---------------------------
 def job_status(panel: str) -> str:
     """The job's status as the panel last read it (a dict; the page reads it after the panel)."""

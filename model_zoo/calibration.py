@@ -182,13 +182,37 @@ def calibrate(model: str, fit_split: str = "validation", report_split: str = "te
     run = CalibrationRun(model, round(temperature, 4), f"Rotten Tomatoes {fit_split} ({len(fit)} texts)",
                          f"Rotten Tomatoes {report_split} ({len(report)} texts)", measure(probs, labels),
                          measure(scale(probs, temperature), labels), saved=save)
-    if save and folder is not None:
-        card = store.read_card(folder)
-        card["calibration"] = {"temperature": run.temperature, "method": "temperature scaling (NLL)",
-                               "fitted_on": run.fitted_on, "ece_before": round(run.before.ece, 4),
-                               "ece_after": round(run.after.ece, 4), "reported_on": run.reported_on}
-        store.write_card(folder, card)
+    if save:
+        save_temperature(model, run.temperature, run.fitted_on, run.before.ece, run.after.ece, run.reported_on)
     return run
+
+
+def save_temperature(model_id: str, temperature: float, fitted_on: str, ece_before: float | None = None,
+                     ece_after: float | None = None, reported_on: str | None = None) -> None:
+    """Write ``temperature`` to the store model's card (its ``calibration`` entry); ``model_zoo.load`` applies it
+    from then on.
+
+    Raises:
+        CalibrationError: the model is not in the store, or the temperature is not positive.
+    """
+    from model_zoo import store
+
+    folder = store.model_path(model_id)
+    if folder is None:
+        raise CalibrationError(f"{model_id!r} is not in the store; only store models keep a temperature on their "
+                               "card.")
+    if not temperature > 0:
+        raise CalibrationError(f"The temperature must be positive, not {temperature}.")
+    entry: dict[str, object] = {"temperature": round(float(temperature), 4), "method": "temperature scaling (NLL)",
+                                "fitted_on": fitted_on}
+    for key, value in (("ece_before", ece_before), ("ece_after", ece_after)):
+        if value is not None:
+            entry[key] = round(float(value), 4)
+    if reported_on:
+        entry["reported_on"] = reported_on
+    card = store.read_card(folder)
+    card["calibration"] = entry
+    store.write_card(folder, card)  # the card is part of the model's file stamp: caches reload it
 
 
 def _cmd_calibrate(args: Any) -> int:

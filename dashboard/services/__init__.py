@@ -2,8 +2,9 @@
 
 Split by job: :mod:`.models` (which model, loading it, the store), :mod:`.explaining` (explanations and their
 quality checks, the work queue), :mod:`.links` (permalinks), :mod:`.session` (who is using the app),
-:mod:`.jobs` (background jobs; imports the modules that register the job kinds), :mod:`.finetuning` and
-:mod:`.compression`. A page imports this package (``from dashboard import services``) and calls the names below.
+:mod:`.jobs` (background jobs; imports the modules that register the job kinds), :mod:`.finetuning`,
+:mod:`.compression` and :mod:`.errors` (error analysis, calibration). A page imports this package
+(``from dashboard import services``) and calls the names below.
 """
 
 from dashboard.services.compression import (
@@ -12,6 +13,19 @@ from dashboard.services.compression import (
     start_compression,
     variant_kinds,
     variant_settings,
+)
+from dashboard.services.errors import (
+    ERROR_SPLITS,
+    FIT_SPLIT,
+    CalibrationView,
+    analyse,
+    calibration_view,
+    error_examples,
+    error_slices,
+    explain_link,
+    rt_labels_ok,
+    save_temperature,
+    split_title,
 )
 from dashboard.services.explaining import (
     WORK,
@@ -96,6 +110,9 @@ __all__ = [
     "WORK", "ExplainRequest", "Notify", "all_methods", "check_text", "config_class", "default_methods",
     "description", "drift_between", "example_sentences", "faithfulness", "method_choices", "predict",
     "report_png", "run_one", "sanity", "supports", "text_limit",
+    # error analysis
+    "ERROR_SPLITS", "FIT_SPLIT", "CalibrationView", "analyse", "calibration_view", "error_examples", "error_slices",
+    "explain_link", "rt_labels_ok", "save_temperature", "split_title",
     # links
     "Link", "autorun_blocker", "changed_configs", "link_message", "permalink", "read_link",
     # session
