@@ -29,6 +29,7 @@ SHOTS = [
     ("finetune.png", "/finetune", 1200, "true"),
     ("compress.png", "/compress", 1000, "true"),
     ("evaluate.png", "/evaluate", 900, "true"),
+    ("errors.png", "/errors", 2400, "document.body.innerText.includes('Examples')"),
     ("models.png", "/models", 900, "true"),
 ]
 
