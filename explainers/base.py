@@ -316,7 +316,7 @@ class BaseExplainer:
             scores=tuple(float(s) for s in scores),
             words=word_view(text, enc.offsets, enc.special, scores, enc.explained_chars),
             target=target,
-            labels=tuple(handle.label_name(i) for i in range(handle.num_labels)),
+            labels=tuple(handle.label_names),
             probs=tuple(float(p) for p in probs),
             signed=self.signed,
             method=self.name,

@@ -41,8 +41,7 @@ class PartitionShap(BaseExplainer):
         with handle.private_tokenizer() as tokenizer:
             masker = shap.maskers.Text(tokenizer)
             explainer = shap.Explainer(lambda xs: handle.predict_proba(list(xs)), masker,
-                                       algorithm="partition", output_names=[handle.label_name(i) for i in
-                                                                            range(handle.num_labels)])
+                                       algorithm="partition", output_names=handle.label_names)
             sv = explainer([explained], max_evals=config.max_evals, batch_size=config.batch_size, silent=True)
         values = np.asarray(sv.values[0], dtype=float)  # (tokens, classes)
         if values.shape[0] != len(enc.tokens):

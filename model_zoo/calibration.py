@@ -174,7 +174,7 @@ def calibrate(model: str, fit_split: str = "validation", report_split: str = "te
         raise CalibrationError(f"{model!r} is not in the store; only store models keep a temperature on their card.")
     handle = load(model, device=device)
     handle.temperature = 1.0
-    if [handle.label_name(i) for i in range(handle.num_labels)] != list(RT_LABELS):
+    if handle.label_names != list(RT_LABELS):
         raise CalibrationError("Calibrating on Rotten Tomatoes needs a model with its labels (negative, positive).")
     fit, report = rotten_tomatoes(fit_split), rotten_tomatoes(report_split)
     temperature = fit_temperature(handle.predict_proba(fit.texts), np.asarray(fit.labels))

@@ -108,6 +108,11 @@ class ModelHandle:
     def label_name(self, index: int) -> str:
         return self.labels.get(int(index), str(index))
 
+    @property
+    def label_names(self) -> list[str]:
+        """The class names in class-id order."""
+        return [self.label_name(i) for i in range(self.num_labels)]
+
     # --- counting -----------------------------------------------------------------------------
     def count_pass(self, n: int = 1, shape: PassShape | None = None) -> None:
         """Record ``n`` forward (or forward+backward) passes, each of ``shape`` when given.

@@ -94,7 +94,7 @@ for col, (m, h) in zip(cols, handles.items()):
         st.markdown(f"**{esc_md(m)}**")
         probs = services.predict(h, text)
         preds[m] = probs
-        labels = [h.label_name(i) for i in range(h.num_labels)]
+        labels = h.label_names
         st.plotly_chart(charts.probability_chart(labels, probs, max(range(len(probs)), key=probs.__getitem__)),
                         width="stretch", key=f"loupe_cmp_prob_{m}", config={"displayModeBar": False})
 

@@ -24,7 +24,7 @@ if handle is None:
     st.stop()
 model = st.session_state.get(state.MODEL_OK) or handle.id  # the model in use, as the sidebar checked it
 if not services.rt_labels_ok(handle):
-    classes = ", ".join(handle.label_name(i) for i in range(handle.num_labels))
+    classes = ", ".join(handle.label_names)
     st.info(f"This model's classes are {esc_md(classes)}. The bundled Rotten Tomatoes splits need a model whose "
             "classes are negative, positive (in that order), so there is nothing to analyse it on here. "
             "Analysing your own labelled CSV is not available on this page yet.")

@@ -29,7 +29,7 @@ if picked is None:
 handle: ModelHandle = picked
 
 choices = services.method_choices(handle)
-labels = [handle.label_name(i) for i in range(handle.num_labels)]
+labels = handle.label_names
 
 # --- permalink: query params seed the widgets once per session (checked, clamped and said by read_link) ----
 if not st.session_state.get(state.LINK_APPLIED):

@@ -39,7 +39,7 @@ class CalibrationView:
 
 def rt_labels_ok(handle: ModelHandle) -> bool:
     """Whether the model's classes are Rotten Tomatoes' (negative, positive), in that order."""
-    return [handle.label_name(i) for i in range(handle.num_labels)] == list(RT_LABELS)
+    return handle.label_names == list(RT_LABELS)
 
 
 def split_title(split: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,16 +16,6 @@ from tests.conftest import build_tiny_bert
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 PAYLOAD = '"><img src=x onerror=alert(1)><script>alert(1)</script>'
 
-
-@pytest.fixture
-def tiny_store(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The tiny model in the (private) store, as the default model, with fast explainer settings."""
-    folder = models_dir() / "tiny"
-    shutil.copytree(tiny_model_dir, folder)
-    store.write_card(folder, {"id": "tiny", "labels": ["negative", "positive"], "task": "sentiment",
-                              "metrics": {"test": {"accuracy": 0.5, "f1_macro": 0.5}}})
-    monkeypatch.setenv("LOUPE_DEFAULT_MODEL", "tiny")
-    return "tiny"
 
 
 def _app(page: str | None = None) -> AppTest:

@@ -12,7 +12,7 @@ from markdown_it import MarkdownIt
 from dashboard.components.highlight import esc_md, highlight_html, visible
 from dashboard.report import explain_report
 from explainers import REGISTRY, Word
-from tests.dashboard.test_apptest import APP, tiny_store  # noqa: F401  (fixture)
+from tests.dashboard.test_apptest import APP
 
 MARKDOWN = ("![beacon](http://127.0.0.1:9/b.png) **bold** _it_ [link](http://127.0.0.1:9/) <img src=x> "
             "https://127.0.0.1/x www.example.com a@b.co `code` # head\n\n- item\n> quote | pipe ~~s~~")

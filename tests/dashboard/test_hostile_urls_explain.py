@@ -13,7 +13,7 @@ from dashboard import state
 from model_zoo import store
 from model_zoo.paths import models_dir
 from tests.conftest import build_tiny_bert
-from tests.dashboard.test_apptest import APP, _card_titles, tiny_store  # noqa: F401  (fixture)
+from tests.dashboard.test_apptest import APP, _card_titles
 
 MARKDOWN = "![beacon](http://127.0.0.1:9/beacon.png) **bold** [link](http://127.0.0.1:9/) <img src=x onerror=alert(1)>"
 EXPLAIN_CASES = {
@@ -70,7 +70,7 @@ def _assert_inert(at: AppTest) -> None:
 
 
 @pytest.mark.parametrize("case", list(EXPLAIN_CASES))
-def test_hostile_explain_link(tiny_store: str, case: str) -> None:  # noqa: F811
+def test_hostile_explain_link(tiny_store: str, case: str) -> None:
     at = _open(EXPLAIN_CASES[case])
     assert not at.exception, at.exception
     if case != "markdown text":

@@ -15,7 +15,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from model_zoo import store
-from model_zoo.paths import jobs_dir, loupe_home, models_dir, write_json_atomic
+from model_zoo.paths import jobs_dir, loupe_home, write_json_atomic
 from tests.dashboard.test_apptest import APP
 
 ME, SOMEONE = "session:walker", "session:someone-else"
@@ -44,15 +44,6 @@ HOSTILE = {  # what a careless or hostile link can carry, for any parameter
     "whitespace": "   ",
 }
 
-
-@pytest.fixture
-def tiny_store(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The tiny model in the (private) store, as the default model (as in test_apptest)."""
-    folder = models_dir() / "tiny"
-    shutil.copytree(tiny_model_dir, folder)
-    store.write_card(folder, {"id": "tiny", "labels": ["negative", "positive"], "task": "sentiment"})
-    monkeypatch.setenv("LOUPE_DEFAULT_MODEL", "tiny")
-    return "tiny"
 
 
 def _open(page: str, owner: str = ME, **params: str) -> AppTest:

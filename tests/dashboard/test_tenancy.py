@@ -14,7 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from model_zoo import jobs, store
-from model_zoo.paths import jobs_dir, loupe_home, models_dir, write_json_atomic
+from model_zoo.paths import jobs_dir, loupe_home, write_json_atomic
 from tests.dashboard.test_apptest import APP
 
 ALICE, BOB = "session:alice-owner-token", "session:bob-owner-token"
@@ -22,15 +22,6 @@ NO_SUCH_JOB = "No such job. The link may be wrong, or the job was deleted."
 PAGES = {"explain": None, "compare": "app_pages/compare.py", "finetune": "app_pages/finetune.py",
          "compress": "app_pages/compress.py", "evaluate": "app_pages/evaluate.py", "models": "app_pages/models.py"}
 
-
-@pytest.fixture
-def tiny_store(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The tiny model in the (private) store, as the default model (as in test_apptest)."""
-    folder = models_dir() / "tiny"
-    shutil.copytree(tiny_model_dir, folder)
-    store.write_card(folder, {"id": "tiny", "labels": ["negative", "positive"], "task": "sentiment"})
-    monkeypatch.setenv("LOUPE_DEFAULT_MODEL", "tiny")
-    return "tiny"
 
 
 def _open(page: str | None, owner: str | None = None, user: dict | None = None,  # type: ignore[type-arg]
