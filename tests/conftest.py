@@ -130,3 +130,15 @@ def real_handle(real_model_dir: Path):  # type: ignore[no-untyped-def]
     from model_zoo import load
 
     return load(str(real_model_dir), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def local_ray():  # type: ignore[no-untyped-def]
+    """One local Ray with two CPUs for the whole session (starting it takes seconds); engine runs reuse it."""
+    ray = pytest.importorskip("ray")
+    from model_zoo import engine
+
+    started = engine.start(engine.config({"engine": "ray", "workers": 2}))
+    yield
+    if started:
+        ray.shutdown()

@@ -13,7 +13,7 @@ from explainers import DEFAULT_METHODS
 from explainers.base import get, make_config
 from explainers.evaluation.run import SANITY_N, evaluate
 from explainers.metrics import RANDOM_SEEDS
-from model_zoo import DEFAULT_MODEL_ID, LoupeError, cli, jobs, spec
+from model_zoo import DEFAULT_MODEL_ID, LoupeError, cli, engine, jobs, spec
 
 
 def _methods(value: Any) -> list[str]:
@@ -23,7 +23,8 @@ def _methods(value: Any) -> list[str]:
 
 @jobs.register_kind("evaluate", "an evaluation job")
 def run_job(ctx: Any) -> dict[str, Any]:
-    """The ``evaluate`` background job. Config: model, split, n, methods, configs (and optional device, seeds).
+    """The ``evaluate`` background job. Config: model, split, n, methods, configs (and optional device, seeds,
+    engine: an :class:`~model_zoo.engine.EngineConfig` as a dict).
 
     Returns:
         The report as a dict (written as the job's ``result.json``); ``table.txt`` goes beside it.
@@ -34,7 +35,8 @@ def run_job(ctx: Any) -> dict[str, Any]:
         model=str(cfg.get("model") or DEFAULT_MODEL_ID), split=str(cfg.get("split", "test")), n=int(cfg.get("n", 100)),
         methods=_methods(cfg.get("methods") or DEFAULT_METHODS), configs=cfg.get("configs") or {},
         device=str(cfg.get("device", "auto")), random_seeds=tuple(cfg.get("random_seeds", RANDOM_SEEDS)),
-        sanity_n=int(cfg.get("sanity_n", SANITY_N)), progress=ctx.progress, cancelled=ctx.cancelled,
+        sanity_n=int(cfg.get("sanity_n", SANITY_N)), run_on=engine.config(cfg.get("engine")),
+        progress=ctx.progress, cancelled=ctx.cancelled,
     )
     for row in report.rows:
         ctx.metric({"method": row.method, "comp_aopc": row.comp_aopc.mean, "suff_aopc": row.suff_aopc.mean})
@@ -68,7 +70,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     report = evaluate(args.model, args.split, args.n, methods, parse_overrides(args.config, methods),
                       device=args.device, random_seeds=seeds, use_cache=not args.no_cache, sanity_n=args.sanity_n,
-                      progress=show)
+                      run_on=engine.from_args(args), progress=show)
     if not args.quiet:
         print(file=sys.stderr)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.table())
@@ -89,6 +91,7 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--sanity-n", type=int, default=SANITY_N,
                    help=f"sentences given the model-randomisation sanity check (default {SANITY_N}; 0: none)")
     p.add_argument("--device", default="auto")
+    engine.add_arguments(p)
     p.add_argument("--no-cache", action="store_true", help="recompute even if cached")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -8,6 +8,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from explainers.base import Attribution, get, make_config
 from explainers.evaluation.ranking import METRICS, EvaluationReport, _agree, _ranked, _summary, estimate, paired_tests
 from explainers.metrics import BINS, RANDOM_SEEDS, STEPS, faithfulness_many
 from explainers.sanity import randomisation_check, step_names
-from model_zoo import DEFAULT_MODEL_ID, LoupeError, ModelHandle, load, loading
+from model_zoo import DEFAULT_MODEL_ID, LoupeError, ModelHandle, engine, load, loading
 from model_zoo.data import TextDataset, rotten_tomatoes
 from model_zoo.paths import reports_dir, write_json_atomic
 
@@ -102,6 +103,7 @@ def evaluate(model: str = DEFAULT_MODEL_ID, split: str = "test", n: int = 100,
              methods: Sequence[str] = DEFAULT_METHODS, configs: Mapping[str, Any] | None = None, *,
              dataset: str | TextDataset = "rotten_tomatoes", device: str = "auto", handle: ModelHandle | None = None,
              random_seeds: Sequence[int] = RANDOM_SEEDS, use_cache: bool = True, sanity_n: int = SANITY_N,
+             run_on: engine.EngineConfig | dict[str, Any] | None = None,
              progress: Callable[[float, float, str], None] | None = None,
              cancelled: Callable[[], bool] | None = None) -> EvaluationReport:
     """Run the explainers over ``n`` sentences and summarise how faithful, consistent and costly each is.
@@ -117,8 +119,10 @@ def evaluate(model: str = DEFAULT_MODEL_ID, split: str = "test", n: int = 100,
         sanity_n: sentences (the first of the sample) on which each explainer gets the cascading
             model-randomisation check (0: none); it costs one explanation per cascade step.
         use_cache: read cached per-sentence results (they are always written).
-        progress: called as ``progress(done, total, message)`` after each explanation.
-        cancelled: polled between explanations; when it returns True, :class:`EvaluationCancelled` is raised.
+        run_on: the engine (:mod:`model_zoo.engine`: ``local``, the default, or ``ray`` with its workers);
+            the results do not depend on it.
+        progress: called as ``progress(done, total, message)`` after each sentence.
+        cancelled: polled between sentences; when it returns True, :class:`EvaluationCancelled` is raised.
     Returns:
         :class:`EvaluationReport`.
     """
@@ -144,49 +148,75 @@ def evaluate(model: str = DEFAULT_MODEL_ID, split: str = "test", n: int = 100,
         records[m], complete[m] = _read_cache(_cache_file(keys[m]), keys[m]) if use_cache else ({}, False)
     todo = [m for m in methods if not complete[m]]
     if todo:
-        handle = handle if handle is not None else load(model, device=device)
-        _run(handle, ds, indices, todo, cfgs, random_seeds, n_sanity, records, keys, progress, cancelled)
+        run_on = engine.config(run_on)
+        if handle is None and run_on.engine == "local":
+            handle = load(model, device=device)
+        _run(handle, str(model), device, ds, indices, todo, cfgs, random_seeds, n_sanity, records, keys, run_on,
+             progress, cancelled)
     return _report(model_id, revision, ds_name, indices, methods, cfgs, records, {m: complete[m] for m in methods},
                    settings, time.perf_counter() - start)
 
 
-def _run(handle: ModelHandle, ds: TextDataset, indices: list[int], todo: list[str], cfgs: dict[str, Any],
-         random_seeds: Sequence[int], sanity_n: int, records: dict[str, dict[str, Any]],
-         keys: dict[str, dict[str, Any]],
+def score_sentences(handle: ModelHandle, batch: list[Any], params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The engine task: explain each ``[index, text, methods, sanity]`` item and score its faithfulness.
+
+    Returns one ``{method: record}`` per item; an explainer that fails on a sentence gets ``{"error": ...}``
+    (one bad sentence must not sink the whole evaluation). Runs in this process or on a Ray worker.
+    """
+    cfgs = {m: make_config(m, c) for m, c in params["configs"].items()}
+    seeds = tuple(params["random_seeds"])
+    out = []
+    for _, text, methods, sanity in batch:
+        recs: dict[str, Any] = {}
+        usable: list[tuple[str, Attribution]] = []
+        for m in methods:
+            try:
+                a = get(m).explain(handle, text, None, cfgs[m])
+            except LoupeError as err:
+                recs[m] = {"error": str(err)}
+                continue
+            if a.words:
+                usable.append((m, a))
+            else:
+                recs[m] = {"error": "no words to perturb"}
+        scored = faithfulness_many(handle, [a for _, a in usable], random_seeds=seeds) if usable else []
+        for (m, a), f in zip(usable, scored):
+            recs[m] = _record(a, f)
+            if sanity:
+                recs[m]["sanity"] = _sanity_record(handle, a, cfgs[m])
+        out.append(recs)
+    return out
+
+
+def _run(handle: ModelHandle | None, model: str, device: str, ds: TextDataset, indices: list[int], todo: list[str],
+         cfgs: dict[str, Any], random_seeds: Sequence[int], sanity_n: int, records: dict[str, dict[str, Any]],
+         keys: dict[str, dict[str, Any]], run_on: engine.EngineConfig,
          progress: Callable[[float, float, str], None] | None, cancelled: Callable[[], bool] | None) -> None:
-    """Explain and score the sentences not cached yet, one ``predict_proba`` call per sentence for all methods."""
+    """Explain and score the sentences not cached yet, on the chosen engine; checkpoint as results arrive."""
     def save(done: bool) -> None:
         for m in todo:
             write_json_atomic(_cache_file(keys[m]), {"key": keys[m], "complete": done, "records": records[m]})
 
-    total, done = len(indices) * len(todo), 0
+    items = [[i, ds.texts[i], [m for m in todo if str(i) not in records[m]], pos < sanity_n]
+             for pos, i in enumerate(indices)]
+    items = [item for item in items if item[2]]
+    params = {"configs": {m: dataclasses.asdict(cfgs[m]) for m in todo}, "random_seeds": list(random_seeds)}
     last_save = time.monotonic()
     try:
-        for pos, i in enumerate(indices):
-            made: list[tuple[str, Attribution]] = []
-            for m in todo:
+        if cancelled is not None and cancelled():
+            raise EvaluationCancelled("The evaluation was cancelled; finished sentences are cached.")
+        with closing(engine.run(score_sentences, items, params, model=model, handle=handle, device=device,
+                                engine=run_on)) as results:
+            for done, (k, recs) in enumerate(results, start=1):
+                for m, rec in recs.items():
+                    records[m][str(items[k][0])] = rec
+                if progress is not None:
+                    progress(done, len(items), f"sentence {done}/{len(items)}")
+                if time.monotonic() - last_save > _CHECKPOINT_SECONDS:
+                    save(False)
+                    last_save = time.monotonic()
                 if cancelled is not None and cancelled():
                     raise EvaluationCancelled("The evaluation was cancelled; finished sentences are cached.")
-                if str(i) not in records[m]:
-                    try:
-                        made.append((m, get(m).explain(handle, ds.texts[i], None, cfgs[m])))
-                    except LoupeError as err:  # one bad sentence must not sink the whole evaluation
-                        records[m][str(i)] = {"error": str(err)}
-                done += 1
-                if progress is not None:
-                    progress(done, total, f"sentence {pos + 1}/{len(indices)}: {m}")
-            for m, a in made:
-                if not a.words:
-                    records[m][str(i)] = {"error": "no words to perturb"}
-            usable = [(m, a) for m, a in made if a.words]
-            scored = faithfulness_many(handle, [a for _, a in usable], random_seeds=random_seeds) if usable else []
-            for (m, a), f in zip(usable, scored):
-                records[m][str(i)] = _record(a, f)
-                if pos < sanity_n:
-                    records[m][str(i)]["sanity"] = _sanity_record(handle, a, cfgs[m])
-            if time.monotonic() - last_save > _CHECKPOINT_SECONDS:
-                save(False)
-                last_save = time.monotonic()
     except BaseException:
         save(False)  # keep what is finished: a rerun (or a resumed job) starts from here
         raise
