@@ -138,6 +138,7 @@ def cx_save_name(variant: str) -> str:
 
 # --- Evaluate explainers and Models -------------------------------------------------------------------------
 EVAL_PANEL = "loupe_eval"  # prefix of the job panel's keys
+EVAL_ENGINE = "loupe_eval_engine"  # prefix of the engine picker's keys (engine, workers, ...)
 
 
 def eval_open(job_id: str) -> str:

@@ -29,10 +29,11 @@ import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import import_module
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from model_zoo import spec
+from model_zoo import hosting, spec
 from model_zoo.errors import LoupeError
 from model_zoo.spec import setting
 
@@ -62,12 +63,34 @@ class EngineConfig:
                               min=1, max=256)
 
 
+def ray_unavailable() -> str | None:
+    """Why Ray cannot be chosen here, or None when it can.
+
+    In hosted mode a job may use the operator's cluster (``LOUPE_RAY_ADDRESS``) but never start a Ray of its own
+    on the shared server.
+    """
+    if find_spec("ray") is None:
+        return "Ray is not installed on this server (pip install ray)."
+    if hosting.hosted() and not os.environ.get(ADDRESS_ENV, "").strip():
+        return "This server offers no Ray cluster; jobs run in its background process."
+    return None
+
+
 def config(values: dict[str, Any] | EngineConfig | None = None) -> EngineConfig:
-    """An :class:`EngineConfig` from JSON (``None``: the defaults); bad values are a ``ConfigError``."""
+    """An :class:`EngineConfig` from JSON (``None``: the defaults).
+
+    Raises:
+        ConfigError: a bad value.
+        EngineError: Ray was chosen where it is not available (:func:`ray_unavailable`).
+    """
     if isinstance(values, EngineConfig):
         spec.check(values, "engine")
-        return values
-    return spec.build(EngineConfig, values or {}, "engine")
+        cfg = values
+    else:
+        cfg = spec.build(EngineConfig, values or {}, "engine")
+    if cfg.engine == "ray" and (why := ray_unavailable()):
+        raise EngineError(why)
+    return cfg
 
 
 def add_arguments(parser: Any) -> None:

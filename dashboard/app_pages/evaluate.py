@@ -10,10 +10,12 @@ import streamlit as st
 
 from dashboard import services, state
 from dashboard.components.charts import plain
+from dashboard.components.engine import engine_picker
 from dashboard.components.jobs import job_from_link, job_panel
 from dashboard.components.sidebar import md, page_setup
 from explainers.metrics import BINS, describe_bins
 from explainers.sanity import THRESHOLD
+from model_zoo import LoupeError
 
 handle = page_setup("Evaluate explainers")
 st.caption("Runs the explainers over N sentences of a split and ranks them by faithfulness (ERASER "
@@ -33,8 +35,12 @@ methods = c3.multiselect("Explainers", list(choices), format_func=lambda m: choi
                          default=services.default_methods(handle))
 st.caption(f"Rough cost on a CPU: IG and SHAP take 1–3 s per sentence, LIME about as long, attention much less; "
            f"{n} sentences × {len(methods)} explainers is minutes. Finished sentences are kept if you cancel.")
+run_on = engine_picker(state.EVAL_ENGINE)
 if st.button("Run evaluation", type="primary", disabled=not methods):
-    st.query_params["job"] = services.start_evaluation(model, split, n, methods)
+    try:
+        st.query_params["job"] = services.start_evaluation(model, split, n, methods, run_on)
+    except LoupeError as err:
+        st.error(str(err), icon="⚠️")
 
 if not st.query_params.get("job"):
     recent = services.recent_jobs("evaluate")  # this person's only

@@ -6,13 +6,14 @@ app starts or opens is known before a page asks for it.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import explainers.compression_report  # noqa: F401  (registers the "compress" job kind)
 import explainers.evaluation  # noqa: F401  (registers the "evaluate" job kind)
 import model_zoo.finetune  # noqa: F401  (registers the "finetune" job kind)
 from dashboard.services.session import owner
-from model_zoo import LoupeError, hosting, jobs
+from model_zoo import LoupeError, engine, hosting, jobs
 from model_zoo.jobs import JobError as JobError  # re-exported for pages that say why a job cannot be opened
 from model_zoo.jobs import JobKindError as JobKindError
 
@@ -83,6 +84,13 @@ def failure_message(err: Exception) -> str:
             "The server log has the details.")
 
 
-def start_evaluation(model: str, split: str, n: int, methods: list[str]) -> str:
-    """Start an evaluation of ``methods`` over ``n`` sentences of a Rotten Tomatoes split; the new job's id."""
-    return jobs.start("evaluate", {"model": model, "split": split, "n": n, "methods": methods}, owner=owner())
+def start_evaluation(model: str, split: str, n: int, methods: list[str],
+                     run_on: dict[str, Any] | None = None) -> str:
+    """Start an evaluation of ``methods`` over ``n`` sentences of a Rotten Tomatoes split; the new job's id.
+
+    ``run_on``: the engine (:class:`model_zoo.engine.EngineConfig` as a dict), checked here so a bad choice is
+    a message on the page rather than a failed job.
+    """
+    run_on = dataclasses.asdict(engine.config(run_on))
+    return jobs.start("evaluate", {"model": model, "split": split, "n": n, "methods": methods, "engine": run_on},
+                      owner=owner())

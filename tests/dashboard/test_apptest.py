@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -176,6 +177,25 @@ def test_evaluate_page_loads(tiny_store: str) -> None:
     at = _app("app_pages/evaluate.py")
     assert not at.exception
     assert at.number_input[0].value == 100
+
+
+def test_evaluate_page_starts_a_job_on_ray_with_the_chosen_workers(tiny_store: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import dashboard.services.jobs as service
+
+    started: list[dict[str, Any]] = []
+    monkeypatch.setattr(service.jobs, "start", lambda kind, config, owner=None: started.append(config) or
+                        "evaluate-AAAAAAAAAAAAAAAAAAAAAA")
+    at = _app("app_pages/evaluate.py")
+    assert not at.exception
+    at.radio(key="loupe_eval_engine.engine").set_value("ray")
+    at.run()
+    at.number_input(key="loupe_eval_engine.workers").set_value(3)
+    at.run()
+    assert "local Ray started for the job" in " ".join(c.value for c in at.caption)
+    next(b for b in at.button if b.label == "Run evaluation").click()
+    at.run()
+    assert started and started[0]["engine"]["engine"] == "ray" and started[0]["engine"]["workers"] == 3
 
 
 def test_finetune_page_shows_split_and_trainable_parameters(tiny_store: str) -> None:

@@ -64,3 +64,14 @@ def test_bad_engine_settings_are_refused() -> None:
     for bad in ({"engine": "spark"}, {"workers": 0}, {"gpus_per_worker": -1}, {"batch_size": 10**6}):
         with pytest.raises(ConfigError):
             engine.config(bad)
+
+
+def test_hosted_servers_use_the_operators_cluster_or_no_ray(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOUPE_HOSTED", "1")
+    monkeypatch.delenv(engine.ADDRESS_ENV, raising=False)
+    with pytest.raises(engine.EngineError, match="no Ray cluster"):
+        engine.config({"engine": "ray"})
+    with pytest.raises(ConfigError):
+        engine.config({"engine": "ray", "workers": 5})  # over the hosted cap of 4
+    monkeypatch.setenv(engine.ADDRESS_ENV, "ray://head:10001")
+    assert engine.config({"engine": "ray", "workers": 4}).workers == 4
