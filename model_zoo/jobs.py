@@ -69,6 +69,7 @@ class JobContext:
     config: dict[str, Any]
     resuming: bool = False
     _started: float = 0.0
+    main: bool = True  # False in the other processes of a multi-process run: they report nothing
 
     @property
     def checkpoints(self) -> Path:
@@ -78,6 +79,8 @@ class JobContext:
 
     def progress(self, done: float, total: float, message: str = "") -> None:
         """Report progress; the ETA is extrapolated from the time since the (re)start."""
+        if not self.main:
+            return
         frac = 0.0 if total <= 0 else min(1.0, done / total)
         elapsed = time.time() - self._started
         eta = elapsed * (1 - frac) / frac if frac > 0.01 else None
@@ -86,11 +89,14 @@ class JobContext:
 
     def metric(self, record: dict[str, Any]) -> None:
         """Append one record (e.g. ``{"step": 10, "loss": 0.4}``) to ``metrics.jsonl``."""
+        if not self.main:
+            return
         with open(self.dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
             fh.write(json.dumps({"time": time.time(), **record}, default=str) + "\n")
 
     def log(self, message: str) -> None:
-        print(message, flush=True)
+        if self.main:
+            print(message, flush=True)
 
     def cancelled(self) -> bool:
         return (self.dir / "CANCEL").exists()
@@ -392,14 +398,21 @@ def wait(job_id: str, timeout: float = 600, poll: float = 0.5) -> dict[str, Any]
     raise JobError(f"Job {job_id} did not finish within {timeout:.0f} s.")
 
 
-def run_in_process(folder: Path, resume_: bool = False) -> None:
-    """Run a job in this process (the child side of :func:`start`)."""
+def run_in_process(folder: Path, resume_: bool = False, main: bool = True) -> None:
+    """Run a job in this process (the child side of :func:`start`).
+
+    ``main=False``: one of the other processes of a multi-process run (``torchrun``/``accelerate launch``): it
+    does its share of the work but leaves the job's status, metrics and result to the main process.
+    """
     cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     if "runner" not in cfg:
         raise JobError("This job was made by an older version of Loupe; start it again.")
     module, func = str(cfg["runner"]).split(":")
     fn: Callable[[JobContext], dict[str, Any]] = getattr(import_module(module), func)
-    ctx = JobContext(folder, cfg["config"], resuming=resume_, _started=time.time())
+    ctx = JobContext(folder, cfg["config"], resuming=resume_, _started=time.time(), main=main)
+    if not main:
+        fn(ctx)
+        return
     _update(folder, state="running", pid=os.getpid(), message="running")
     try:
         res = fn(ctx)

@@ -16,7 +16,7 @@ from typing import Any
 
 from model_zoo import cli, jobs, spec
 from model_zoo.finetune.config import JOB_DEFAULTS, DataSpec, FinetuneConfig
-from model_zoo.finetune.job import run_here
+from model_zoo.finetune.job import run_here, world
 from model_zoo.methods import METHODS
 from model_zoo.training import TrainConfig
 
@@ -80,6 +80,8 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     cfg = FinetuneConfig() if args.resume else config_from_args(args)
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
         job_id, status = run_here(cfg, resume_job=args.resume)
+    if world()[0] != 0:  # another process of a torchrun / accelerate launch run: the main one reports
+        return 0
     res = jobs.result(job_id) or {}
     if args.json:
         print(json.dumps({"job": job_id, "state": status.get("state"), "message": status.get("message"), **res},

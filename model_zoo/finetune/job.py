@@ -55,7 +55,7 @@ def _live_metrics(ctx: jobs.JobContext) -> Any:
             if now - self.last > 0.5 or done >= state.max_steps:
                 self.last = now
                 ctx.progress(done, state.max_steps, f"training: step {done} of {state.max_steps}")
-            if ctx.cancelled():
+            if _cancel_requested(ctx):
                 control.should_training_stop, control.should_save = True, False
 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
@@ -72,11 +72,37 @@ def _live_metrics(ctx: jobs.JobContext) -> Any:
 
         def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if folder.is_dir():
+            if ctx.main and folder.is_dir():  # the main process writes checkpoints
                 (folder / COMPLETE).write_text(str(time.time()), encoding="utf-8")
                 ctx.log(f"checkpoint saved at step {state.global_step}")
 
     return LiveMetrics()
+
+
+def world() -> tuple[int, int]:
+    """``(rank, number of processes)`` of a run started by ``torchrun`` or ``accelerate launch`` (else (0, 1))."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _cancel_requested(ctx: jobs.JobContext) -> bool:
+    """Cancel, agreed by every process of a multi-process run (one stopping alone would leave the others waiting)."""
+    flag = ctx.cancelled()
+    if world()[1] > 1:
+        import torch
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            agreed = torch.tensor([int(flag)])
+            dist.all_reduce(agreed, op=dist.ReduceOp.MAX)
+            return bool(agreed.item())
+    return flag
+
+
+def _wait_for_everyone() -> None:
+    if world()[1] > 1:
+        from accelerate import PartialState
+
+        PartialState().wait_for_everyone()
 
 
 def last_complete_checkpoint(folder: Path) -> Path | None:
@@ -139,7 +165,8 @@ def run_job(ctx: jobs.JobContext) -> dict[str, Any]:
     tcfg = cfg.train_config()
     ctx.progress(0, 1, "loading data")
     splits = load_data(cfg.data, tcfg.seed)
-    write_json_atomic(ctx.dir / "splits.json", splits.rows())
+    if ctx.main:
+        write_json_atomic(ctx.dir / "splits.json", splits.rows())
     ctx.log(f"data: {len(splits.train)} training, {len(splits.validation)} validation, "
             f"{len(splits.test)} test (held out) texts; {splits.how}; labels {splits.labels}")
     ctx.progress(0, 1, "loading the base model")
@@ -151,15 +178,19 @@ def run_job(ctx: jobs.JobContext) -> dict[str, Any]:
                          "disk (store, bundled or a folder), not a hub id.")
     tcfg.max_length = prep.method.max_length(prep.model.config, prep.method_config, tcfg.max_length)
     out_dir = ctx.checkpoints
+    if ctx.main and ctx.resuming:
+        last_complete_checkpoint(out_dir)  # deletes unfinished checkpoints
+    _wait_for_everyone()
     checkpoint = last_complete_checkpoint(out_dir) if ctx.resuming else None
     resumed_from = int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint else 0
-    if ctx.resuming:
+    if ctx.main and ctx.resuming:
         _trim_metrics(ctx.dir, resumed_from)
         ctx.metric({"event": "resumed", "step": resumed_from})
         ctx.log(f"resuming from step {resumed_from}" if checkpoint else "no complete checkpoint: starting over")
-    if checkpoint is None:
+    if ctx.main and checkpoint is None:
         shutil.rmtree(out_dir, ignore_errors=True)
         out_dir.mkdir()
+    _wait_for_everyone()
     trainer = make_trainer(prep.model, prep.tokenizer, splits.train, splits.validation, tcfg, out_dir,
                            [_live_metrics(ctx)], progress_bar=cfg.progress_bar)
     steps_per_epoch = -(-len(splits.train) // tcfg.batch_size)
@@ -167,8 +198,8 @@ def run_job(ctx: jobs.JobContext) -> dict[str, Any]:
     t_train = time.time()
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     train_seconds = time.time() - t_train
-    if ctx.cancelled():
-        return {"cancelled": True}
+    if ctx.cancelled() or not ctx.main:  # the main process of a multi-process run saves and scores the model
+        return {"cancelled": True} if ctx.cancelled() else {}
     ctx.progress(result.global_step, result.global_step, "saving and evaluating the model")
     return _finish(ctx, cfg, tcfg, prep, splits, trainer, result, resumed_from, train_seconds, started)
 
@@ -230,14 +261,37 @@ def save_to_store(job_id: str, name: str, overwrite: bool = False) -> Path:
 def run_here(cfg: FinetuneConfig, resume_job: str | None = None) -> tuple[str, dict[str, Any]]:
     """Run a fine-tuning job in this process (same job folder and code as a background job).
 
+    Under ``torchrun``/``accelerate launch`` every process calls this: the main one makes the job folder and
+    tells the others (Trainer then trains data-parallel over the processes; the main one reports and saves).
+
     Returns ``(job_id, status)``; the result is in ``jobs.result(job_id)`` when the state is ``done``.
     """
-    if resume_job:
-        folder = jobs.job_dir(resume_job)
-        if jobs.status(resume_job).get("state") in jobs.ACTIVE:
-            raise LoupeError(f"Job {resume_job} is still running.")
-    else:
-        validate_config(cfg)
-        folder = jobs.create("finetune", cfg.to_dict(), owner=None, pid=os.getpid())
-    jobs.run_in_process(folder, resume_=bool(resume_job))
+    rank, processes = world()
+    folder: Path | None = None
+    if rank == 0:
+        if resume_job:
+            folder = jobs.job_dir(resume_job)
+            if jobs.status(resume_job).get("state") in jobs.ACTIVE and processes == 1:
+                raise LoupeError(f"Job {resume_job} is still running.")
+        else:
+            validate_config(cfg)
+            folder = jobs.create("finetune", cfg.to_dict(), owner=None, pid=os.getpid())
+    if processes > 1:
+        folder = _share_folder(folder)
+    assert folder is not None
+    jobs.run_in_process(folder, resume_=bool(resume_job), main=rank == 0)
+    _wait_for_everyone()
     return folder.name, jobs.status(folder.name)
+
+
+def _share_folder(folder: Path | None) -> Path:
+    """The main process's job folder, in every process (joins the launcher's process group)."""
+    import torch.distributed as dist
+    from accelerate import PartialState
+
+    PartialState()  # sets up the process group from the launcher's environment (gloo on CPUs, nccl on GPUs)
+    shared = [str(folder) if folder is not None else None]
+    dist.broadcast_object_list(shared, src=0)
+    if shared[0] is None:
+        raise LoupeError("The main process could not start the job.")
+    return Path(shared[0])
