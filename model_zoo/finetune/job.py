@@ -268,23 +268,35 @@ def run_here(cfg: FinetuneConfig, resume_job: str | None = None) -> tuple[str, d
     """
     rank, processes = world()
     folder: Path | None = None
+    refused: LoupeError | None = None
     if rank == 0:
-        if resume_job:
-            folder = jobs.job_dir(resume_job)
-            if jobs.status(resume_job).get("state") in jobs.ACTIVE and processes == 1:
-                raise LoupeError(f"Job {resume_job} is still running.")
-        else:
-            validate_config(cfg)
-            folder = jobs.create("finetune", cfg.to_dict(), owner=None, pid=os.getpid())
+        try:
+            folder = _job_folder(cfg, resume_job)
+        except LoupeError as err:
+            refused = err
     if processes > 1:
-        folder = _share_folder(folder)
-    assert folder is not None
+        folder = _share_folder(folder)  # None when the main process refused: every process stops
+    if refused is not None:
+        raise refused
+    if folder is None:
+        raise LoupeError("The main process could not start the job (see its message).")
     jobs.run_in_process(folder, resume_=bool(resume_job), main=rank == 0)
     _wait_for_everyone()
     return folder.name, jobs.status(folder.name)
 
 
-def _share_folder(folder: Path | None) -> Path:
+def _job_folder(cfg: FinetuneConfig, resume_job: str | None) -> Path:
+    """The folder of the job to resume, or of a new job for ``cfg`` (checked first)."""
+    if resume_job:
+        folder = jobs.job_dir(resume_job)
+        if jobs.status(resume_job).get("state") in jobs.ACTIVE:
+            raise LoupeError(f"Job {resume_job} is still running.")
+        return folder
+    validate_config(cfg)
+    return jobs.create("finetune", cfg.to_dict(), owner=None, pid=os.getpid())
+
+
+def _share_folder(folder: Path | None) -> Path | None:
     """The main process's job folder, in every process (joins the launcher's process group)."""
     import torch.distributed as dist
     from accelerate import PartialState
@@ -292,6 +304,4 @@ def _share_folder(folder: Path | None) -> Path:
     PartialState()  # sets up the process group from the launcher's environment (gloo on CPUs, nccl on GPUs)
     shared = [str(folder) if folder is not None else None]
     dist.broadcast_object_list(shared, src=0)
-    if shared[0] is None:
-        raise LoupeError("The main process could not start the job.")
-    return Path(shared[0])
+    return Path(shared[0]) if shared[0] is not None else None

@@ -14,17 +14,22 @@ import pytest
 
 from model_zoo import jobs, load
 
+TORCHRUN = Path(sys.executable).parent / "torchrun"
+needs_torchrun = pytest.mark.skipif(shutil.which(str(TORCHRUN)) is None, reason="no torchrun")
 
-@pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None, reason="no torchrun")
-def test_two_processes_train_one_job_data_parallel(tiny_model_dir: Path, tmp_path: Path) -> None:
+
+def _torchrun(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([str(TORCHRUN), "--standalone", "--nproc_per_node", "2", "-m", "model_zoo", "finetune",
+                           *args], env=env, capture_output=True, text=True, timeout=timeout,
+                          cwd=Path(__file__).parents[2])
+
+
+@needs_torchrun
+def test_two_processes_train_one_job_data_parallel(tiny_model_dir: Path) -> None:
     home = Path(os.environ["LOUPE_HOME"])
-    args = ["-m", "model_zoo", "finetune", "--base", str(tiny_model_dir), "--method", "head_only", "--no-publish",
-            "--limit", "64", "--validation-limit", "16", "--epochs", "1", "--batch-size", "8", "--save-steps", "0",
-            "--json"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "LOUPE_HOME": str(home)}
-    torchrun = str(Path(sys.executable).parent / "torchrun")
-    run = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", *args], env=env,
-                         capture_output=True, text=True, timeout=240, cwd=Path(__file__).parents[2])
+    run = _torchrun("--base", str(tiny_model_dir), "--method", "head_only", "--no-publish", "--limit", "64",
+                    "--validation-limit", "16", "--epochs", "1", "--batch-size", "8", "--save-steps", "0", "--json")
     assert run.returncode == 0, run.stderr[-3000:]
     out = json.loads(run.stdout)  # only the main process prints
     assert out["state"] == "done"
@@ -35,3 +40,12 @@ def test_two_processes_train_one_job_data_parallel(tiny_model_dir: Path, tmp_pat
     records = jobs.metrics(out["job"])
     assert records and all(r.get("step", 0) <= 4 for r in records)
     assert load(out["path"], device="cpu").num_labels == 2
+
+
+@needs_torchrun
+def test_a_config_the_main_process_refuses_stops_every_process(tiny_model_dir: Path) -> None:
+    run = _torchrun("--base", str(tiny_model_dir), "--method", "head_only", "--name", "no/slashes", timeout=120)
+    assert run.returncode != 0
+    assert "name" in run.stderr.lower()
+    made = Path(os.environ["LOUPE_HOME"]) / "jobs"
+    assert not made.exists() or not any(made.iterdir())
