@@ -227,6 +227,15 @@ def start(cfg: EngineConfig) -> bool:
     return True
 
 
+def stop() -> None:
+    """Shut down the Ray this process started or joined (nothing if none)."""
+    if find_spec("ray") is not None:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+
+
 def _pack(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
 

@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from explainers import metrics
-from explainers.base import Attribution, get
+from explainers.base import Attribution, get, make_config
+from model_zoo import engine
+from model_zoo.compression import at_batch_size
 from model_zoo.handle import ModelHandle
 
 DRIFT_BINS = (0.1, 0.2, 0.5)
@@ -82,6 +84,51 @@ def explain_texts(handle: ModelHandle, texts: Sequence[str], methods: Sequence[s
         out.attributions[name] = attrs
         out.faithfulness[name] = metrics.faithfulness_many(handle, attrs, bins=DRIFT_BINS, steps=1, random_seeds=())
         say(f"{handle.id}: {name} on {len(texts)} sentences")
+    return out
+
+
+def _faithfulness(d: dict[str, Any]) -> metrics.Faithfulness:
+    """A :class:`~explainers.metrics.Faithfulness` from its ``to_dict`` (lists back to tuples)."""
+    d = dict(d)
+    base = d.pop("baseline", None)
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+    return metrics.Faithfulness(**fields, baseline=_faithfulness(base) if base else None)
+
+
+def drift_task(handle: ModelHandle, batch: list[Any], params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The engine task: explain ``[text, target]`` items as :func:`explain_texts` does, at the report's batch size.
+
+    Returns per item ``{"attributions": {method: dict}, "faithfulness": {method: dict}, "skipped": {...}}``.
+    """
+    configs = {m: make_config(m, c) for m, c in params["configs"].items()}
+    texts = [str(t) for t, _ in batch]
+    targets = [int(t) for _, t in batch] if all(t is not None for _, t in batch) else None
+    done = explain_texts(at_batch_size(handle, int(params["batch_size"])), texts, params["methods"],
+                         targets=targets, configs=configs)
+    return [{"attributions": {m: a[i].to_dict(extras=False) for m, a in done.attributions.items()},
+             "faithfulness": {m: f[i].to_dict() for m, f in done.faithfulness.items()},
+             "skipped": done.skipped} for i in range(len(texts))]
+
+
+def explain_texts_on(run_on: engine.EngineConfig, model: str, texts: Sequence[str], methods: Sequence[str], *,
+                     batch_size: int, targets: Sequence[int] | None = None,
+                     configs: dict[str, Any] | None = None) -> Explained:
+    """:func:`explain_texts` with the model at ``model`` (a store id or folder), its sentences spread over the
+    engine's workers (``run_on.batch_size`` sentences per task).
+
+    The explanations are the same as in this process; the faithfulness of a variant whose outputs depend on the
+    batch (dynamic int8) may differ by its rounding, as its perturbed texts are batched per task.
+    """
+    items = [[t, None if targets is None else int(targets[i])] for i, t in enumerate(texts)]
+    params = {"methods": list(methods), "batch_size": batch_size,
+              "configs": {m: dataclasses.asdict(c) for m, c in (configs or {}).items()}}
+    out = Explained({}, {})
+    for _, rec in engine.run(drift_task, items, params, model=model, engine=run_on):
+        out.skipped.update(rec["skipped"])
+        for m, a in rec["attributions"].items():
+            out.attributions.setdefault(m, []).append(Attribution.from_dict(a))
+        for m, f in rec["faithfulness"].items():
+            out.faithfulness.setdefault(m, []).append(_faithfulness(f))
     return out
 
 

@@ -12,18 +12,22 @@ from typing import Any
 
 from explainers.compression_report.config import CompressConfig, build_config
 from explainers.compression_report.run import COLUMNS, run_compression
-from model_zoo import cli, jobs
+from model_zoo import cli, engine, jobs
 from model_zoo import spec as config_spec
 
 
 @jobs.register_kind("compress", "a compression job")
 def run_job(ctx: Any) -> dict[str, Any]:
-    """The ``compress`` background job: ``ctx.config`` is a :class:`CompressConfig` dict."""
+    """The ``compress`` background job: ``ctx.config`` is a :class:`CompressConfig` dict (and optionally
+    ``engine``, an :class:`~model_zoo.engine.EngineConfig` dict: where the drift sentences are explained)."""
     def progress(frac: float, message: str) -> None:
         ctx.progress(frac, 1.0, message)
         ctx.log(message)
 
-    return run_compression(ctx.config, ctx.dir, progress=progress, record=ctx.metric, cancelled=ctx.cancelled)
+    config = dict(ctx.config)
+    run_on = config.pop("engine", None)
+    return run_compression(config, ctx.dir, progress=progress, record=ctx.metric, cancelled=ctx.cancelled,
+                           run_on=run_on)
 
 
 # --- the text table -----------------------------------------------------------------------------------------
@@ -81,12 +85,14 @@ def _notes(result: dict[str, Any]) -> list[str]:
 # --- the command line --------------------------------------------------------------------------------------
 def cmd_compress(args: argparse.Namespace) -> int:
     values = config_spec.from_args(args, CompressConfig, skip=("save_variants",))
-    cfg = build_config({**values, "save_variants": args.out is not None})
+    run_on = engine.from_args(args)
+    # Ray workers load the variants from their folders, so they are saved (in a temporary folder without --out)
+    cfg = build_config({**values, "save_variants": args.out is not None or run_on.engine != "local"})
     workdir = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="loupe-compress-"))
     quiet = args.json or args.quiet
     try:
         result = run_compression(cfg, workdir, progress=None if quiet else lambda f, m: print(
-            f"[{f:4.0%}] {m}", file=sys.stderr, flush=True))
+            f"[{f:4.0%}] {m}", file=sys.stderr, flush=True), run_on=run_on)
     finally:
         if args.out is None:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -104,6 +110,7 @@ def add_cli(subparsers: Any) -> None:
     p = subparsers.add_parser("compress", help="make compressed variants and compare accuracy, speed, size, drift")
     config_spec.add_arguments(p, CompressConfig, skip=("save_variants",), scope="compress", default_none=True)
     p.add_argument("--out", default=None, help="keep the variant folders here (default: discarded)")
+    engine.add_arguments(p)
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_compress)

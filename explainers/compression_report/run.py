@@ -22,13 +22,15 @@ import torch
 from explainers.compression_report.config import CompressConfig, build_config
 from explainers.compression_report.drift import (
     DRIFT_BATCH_SIZE,
+    Explained,
     drift_rows,
     drift_summary,
     explain_texts,
+    explain_texts_on,
     method_config,
     shared_methods,
 )
-from model_zoo import load, store
+from model_zoo import engine, load, store
 from model_zoo.compression import (
     EVAL_BATCH_SIZES,
     CompressionError,
@@ -80,7 +82,8 @@ def _reload(folder: Path, device: str) -> Variant | None:
 def run_compression(config: CompressConfig | dict[str, Any], workdir: Path | None = None, *,
                     progress: Callable[[float, str], None] | None = None,
                     record: Callable[[dict[str, Any]], None] | None = None,
-                    cancelled: Callable[[], bool] | None = None) -> dict[str, Any]:
+                    cancelled: Callable[[], bool] | None = None,
+                    run_on: engine.EngineConfig | dict[str, Any] | None = None) -> dict[str, Any]:
     """Make every variant, measure it, explain it, and return the results table and viewer data.
 
     Args:
@@ -90,6 +93,9 @@ def run_compression(config: CompressConfig | dict[str, Any], workdir: Path | Non
         progress: ``progress(fraction, message)``.
         record: called with each finished row (the job appends it to ``metrics.jsonl``).
         cancelled: polled between steps; when it returns True the run stops with a CompressionError.
+        run_on: where the drift sentences are explained (:mod:`model_zoo.engine`; default this process). On Ray
+            the original and every saved variant are explained by workers that load their folders; a variant
+            without a folder (``save_variants`` off) is explained here.
 
     Returns:
         ``{"rows": [...one per variant, original first...], "columns", "errors", "viewer", "variant_dirs",
@@ -102,6 +108,7 @@ def run_compression(config: CompressConfig | dict[str, Any], workdir: Path | Non
         and ``drift[variant][method]``: per-sentence drift records.
     """
     cfg = build_config(config)
+    where = engine.config(run_on)
     started = time.perf_counter()
     specs = parse_variants(cfg.variants)
     n_steps = 4 + 2 * len(specs)
@@ -154,38 +161,52 @@ def run_compression(config: CompressConfig | dict[str, Any], workdir: Path | Non
 
     configs = configs_at(DRIFT_BATCH_SIZE)
     compared_on = shared_methods([v.handle for v in variants], cfg.methods)
-    tick(f"explaining {len(texts)} sentences with the original")
-    reference = explain_texts(at_batch_size(source, DRIFT_BATCH_SIZE), texts, cfg.methods, configs=configs)
-    targets = [a.target for a in next(iter(reference.attributions.values()), [])] or None
-    viewer: dict[str, Any] = {"texts": texts[: cfg.n_show], "targets": (targets or [])[: cfg.n_show],
-                              "methods": list(cfg.methods), "attributions": {}, "drift": {},
-                              "batch_size": DRIFT_BATCH_SIZE}
-    all_drift_rows: list[dict[str, Any]] = []
-    for v in variants:
-        if v is not original:
-            tick(f"explaining with {v.name}")
-        explained = reference if v is original else explain_texts(
-            at_batch_size(v.handle, DRIFT_BATCH_SIZE), texts, cfg.methods, targets=targets, configs=configs)
-        summary = drift_summary(reference, explained, compared_on)
-        per_sentence = summary.pop("per_sentence")
-        rows[v.name].update(summary, drift_batch_size=DRIFT_BATCH_SIZE)
-        if v is not original:
-            all_drift_rows += drift_rows(v.name, summary["drift"], DRIFT_BATCH_SIZE)
-        if v is not original and outputs_depend_on_batch(v.handle.model):
-            note(f"explaining with {v.name} at batch size 1 (its outputs depend on the batch)")
-            at_one = explain_texts(at_batch_size(v.handle, 1), texts, cfg.methods, targets=targets,
-                                   configs=configs_at(1))
-            rows[v.name]["drift_b1"] = drift_summary(reference, at_one, compared_on)["drift"]
-            all_drift_rows += drift_rows(v.name, rows[v.name]["drift_b1"], 1)
-        rows[v.name]["compression"] = {k: val for k, val in v.card.items() if k != "settings"}
-        viewer["attributions"][v.name] = {m: [a.to_dict(extras=False) for a in attrs[: cfg.n_show]]
-                                          for m, attrs in explained.attributions.items()}
-        viewer["drift"][v.name] = {m: recs[: cfg.n_show] for m, recs in per_sentence.items()}
-        if record is not None:
-            record({"row": rows[v.name]})
-        folder_name = dirs.get(v.name)
-        if folder_name:
-            save_variant_metrics(Path(folder_name), rows[v.name])
+
+    def explain(v: Variant, folder: str | None, targets: list[int] | None) -> Explained:
+        if where.engine != "local" and folder:
+            return explain_texts_on(where, folder, texts, cfg.methods, batch_size=DRIFT_BATCH_SIZE, targets=targets,
+                                    configs=configs)
+        if where.engine != "local":
+            note(f"{v.name} has no saved folder for Ray workers to load: explained in this process")
+        return explain_texts(at_batch_size(v.handle, DRIFT_BATCH_SIZE), texts, cfg.methods, targets=targets,
+                             configs=configs)
+
+    started_ray = where.engine != "local" and engine.start(where)  # one Ray for every model's explanations
+    try:
+        tick(f"explaining {len(texts)} sentences with the original")
+        reference = explain(original, cfg.model, None)
+        targets = [a.target for a in next(iter(reference.attributions.values()), [])] or None
+        viewer: dict[str, Any] = {"texts": texts[: cfg.n_show], "targets": (targets or [])[: cfg.n_show],
+                                  "methods": list(cfg.methods), "attributions": {}, "drift": {},
+                                  "batch_size": DRIFT_BATCH_SIZE}
+        all_drift_rows: list[dict[str, Any]] = []
+        for v in variants:
+            if v is not original:
+                tick(f"explaining with {v.name}")
+            explained = reference if v is original else explain(v, dirs.get(v.name), targets)
+            summary = drift_summary(reference, explained, compared_on)
+            per_sentence = summary.pop("per_sentence")
+            rows[v.name].update(summary, drift_batch_size=DRIFT_BATCH_SIZE)
+            if v is not original:
+                all_drift_rows += drift_rows(v.name, summary["drift"], DRIFT_BATCH_SIZE)
+            if v is not original and outputs_depend_on_batch(v.handle.model):
+                note(f"explaining with {v.name} at batch size 1 (its outputs depend on the batch)")
+                at_one = explain_texts(at_batch_size(v.handle, 1), texts, cfg.methods, targets=targets,
+                                       configs=configs_at(1))
+                rows[v.name]["drift_b1"] = drift_summary(reference, at_one, compared_on)["drift"]
+                all_drift_rows += drift_rows(v.name, rows[v.name]["drift_b1"], 1)
+            rows[v.name]["compression"] = {k: val for k, val in v.card.items() if k != "settings"}
+            viewer["attributions"][v.name] = {m: [a.to_dict(extras=False) for a in attrs[: cfg.n_show]]
+                                              for m, attrs in explained.attributions.items()}
+            viewer["drift"][v.name] = {m: recs[: cfg.n_show] for m, recs in per_sentence.items()}
+            if record is not None:
+                record({"row": rows[v.name]})
+            folder_name = dirs.get(v.name)
+            if folder_name:
+                save_variant_metrics(Path(folder_name), rows[v.name])
+    finally:
+        if started_ray:
+            engine.stop()
     tick("done")
     return {
         "model": cfg.model, "device": str(source.device), "threads": torch.get_num_threads(),

@@ -159,6 +159,20 @@ def test_job_reports_progress_and_rows(tiny_model_dir: Path, tmp_path: Path) -> 
         run_job(ctx)
 
 
+def test_drift_on_ray_gives_the_local_numbers(tiny_model_dir: Path, tmp_path: Path, local_ray: None) -> None:
+    config = _small(tiny_model_dir, variants=["prune-50"], methods=["ablation", "ig"])
+    local = run_compression(config, tmp_path / "local")
+    notes: list[str] = []
+    on_ray = run_compression(config, tmp_path / "ray", progress=lambda f, m: notes.append(m),
+                             run_on={"engine": "ray", "workers": 2, "batch_size": 1})
+    for a, b in zip(local["rows"], on_ray["rows"]):
+        assert a["variant"] == b["variant"]
+        for method in ("ablation", "ig"):
+            for stat in ("spearman", "top_k_overlap", "comp_aopc", "delta_comp_aopc"):
+                assert a["drift"][method][stat] == pytest.approx(b["drift"][method][stat], abs=1e-4)
+    assert not any("explained in this process" in m for m in notes)  # every model went to the workers
+
+
 def test_unsupported_variant_is_reported_not_fatal(tiny_model_dir: Path) -> None:
     result = run_compression(_small(tiny_model_dir, variants=["fp16", "prune-20"], methods=["ablation"]))
     assert [r["variant"] for r in result["rows"]] == ["original", "prune-20"]
