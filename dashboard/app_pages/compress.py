@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import services, state
+from dashboard.components.engine import engine_picker
 from dashboard.components.highlight import CSS, highlight_html, legend_html, scale_of
 from dashboard.components.jobs import job_from_link, job_panel
 from dashboard.components.sidebar import md, page_setup
@@ -231,10 +232,11 @@ with c2:
 all_methods = services.all_methods()
 methods = c3.multiselect("Explainers for drift", list(all_methods), default=["ig", "shap"],
                          format_func=lambda m: all_methods.get(m, m))
+run_on = engine_picker(state.CX_ENGINE)  # where the drift sentences are explained
 if st.button("Run comparison", type="primary", disabled=not specs or not methods):
     config = {"model": model, "variants": specs, "methods": methods, "n_eval": n_eval, "n_drift": n_drift}
     try:
-        new_job = services.start_compression(config)  # refuses bad settings here, not minutes later in the job
+        new_job = services.start_compression(config, run_on)  # refuses bad settings here, not minutes later in the job
     except LoupeError as err:
         st.error(md(services.shown_error(err)))
     else:

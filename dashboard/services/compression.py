@@ -3,12 +3,13 @@ and saving a variant to the store."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from dashboard.services.session import owner
 from explainers.compression_report import CompressConfig
-from model_zoo import jobs, resolve_device, spec
+from model_zoo import engine, jobs, resolve_device, spec
 from model_zoo.compression import VariantSpec, available_variants, publish_variant
 from model_zoo.spec import Setting
 
@@ -28,12 +29,13 @@ def variant_settings() -> dict[str, Setting]:
     return {s.name: s for s in spec.settings(VariantSpec)}
 
 
-def start_compression(config: dict[str, Any]) -> str:
+def start_compression(config: dict[str, Any], run_on: dict[str, Any] | None = None) -> str:
     """Check the settings (refused here, not minutes later in the job) and start the comparison; its job id.
 
     Args:
         config: the ``compress`` job's settings (:class:`CompressConfig` fields); the device is this server's
             (MPS runs on the CPU).
+        run_on: where the drift sentences are explained (:class:`model_zoo.engine.EngineConfig` as a dict).
 
     Raises:
         LoupeError: a setting is refused.
@@ -41,7 +43,7 @@ def start_compression(config: dict[str, Any]) -> str:
     device = device_type()
     config = {**config, "device": device if device != "mps" else "cpu"}
     spec.build(CompressConfig, config, "compress")
-    return jobs.start("compress", config, owner=owner())
+    return jobs.start("compress", {**config, "engine": dataclasses.asdict(engine.config(run_on))}, owner=owner())
 
 
 def save_variant(folder: str, model_id: str) -> None:

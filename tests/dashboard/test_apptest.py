@@ -179,21 +179,25 @@ def test_evaluate_page_loads(tiny_store: str) -> None:
     assert at.number_input[0].value == 100
 
 
-def test_evaluate_page_starts_a_job_on_ray_with_the_chosen_workers(tiny_store: str,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    import dashboard.services.jobs as service
+@pytest.mark.parametrize(("page", "prefix", "button"), [
+    ("app_pages/evaluate.py", "loupe_eval_engine", "Run evaluation"),
+    ("app_pages/compress.py", "loupe_cx_engine", "Run comparison"),
+])
+def test_dataset_pages_start_their_job_on_ray_with_the_chosen_workers(
+        page: str, prefix: str, button: str, tiny_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from model_zoo import jobs
 
     started: list[dict[str, Any]] = []
-    monkeypatch.setattr(service.jobs, "start", lambda kind, config, owner=None: started.append(config) or
-                        "evaluate-AAAAAAAAAAAAAAAAAAAAAA")
-    at = _app("app_pages/evaluate.py")
+    monkeypatch.setattr(jobs, "start", lambda kind, config, owner=None: started.append(config) or
+                        f"{kind}-AAAAAAAAAAAAAAAAAAAAAA")
+    at = _app(page)
     assert not at.exception
-    at.radio(key="loupe_eval_engine.engine").set_value("ray")
+    at.radio(key=f"{prefix}.engine").set_value("ray")
     at.run()
-    at.number_input(key="loupe_eval_engine.workers").set_value(3)
+    at.number_input(key=f"{prefix}.workers").set_value(3)
     at.run()
     assert "local Ray started for the job" in " ".join(c.value for c in at.caption)
-    next(b for b in at.button if b.label == "Run evaluation").click()
+    next(b for b in at.button if b.label == button).click()
     at.run()
     assert started and started[0]["engine"]["engine"] == "ray" and started[0]["engine"]["workers"] == 3
 
