@@ -139,6 +139,7 @@ def cx_save_name(variant: str) -> str:
 # --- Evaluate explainers and Models -------------------------------------------------------------------------
 EVAL_PANEL = "loupe_eval"  # prefix of the job panel's keys
 EVAL_ENGINE = "loupe_eval_engine"  # prefix of the engine picker's keys (engine, workers, ...)
+CX_ENGINE = "loupe_cx_engine"  # the Compress page's engine picker
 
 
 def eval_open(job_id: str) -> str:
