@@ -3,6 +3,10 @@
     python -m dashboard report --model M --text "..." --methods ig,shap,lime,attention --out report.html \
         [--png report.png]
     python -m dashboard report --model M --csv texts.csv [--text-column text] --out-dir reports/ [--png]
+    ... [--redact [placeholder|mask|hash]] [--redact-input]
+
+``--redact``: the model reads each text as it is, and the reports (text, highlights, tables, index) show it with
+its personal data replaced; ``--redact-input``: the model reads the redacted text too.
 """
 
 from __future__ import annotations
@@ -18,12 +22,34 @@ from model_zoo.errors import run_cli
 if TYPE_CHECKING:  # explainers is imported only when a report is made
     from explainers import Attribution
     from model_zoo import ModelHandle
+    from model_zoo.privacy import Redactor
 
 
 def _explain_all(handle: ModelHandle, text: str, methods: list[str]) -> list[Attribution]:
     import explainers
 
     return [explainers.get(m).explain(handle, text) for m in methods]
+
+
+def _report(handle: ModelHandle, text: str, methods: list[str], args: argparse.Namespace,
+            redactor: Redactor | None) -> tuple[str, str, list[Attribution]]:
+    """One report's HTML, the text it shows and the (shown) explanations: redacted as the flags ask."""
+    from dashboard import report
+
+    if redactor is None:
+        attrs = _explain_all(handle, text, methods)
+        return report.explain_report(handle, text, attrs), text, attrs
+    from dashboard.redaction import redact_attribution
+    from explainers.metrics import faithfulness_many
+
+    redacted, replacements = redactor.redact(text)
+    if args.redact_input:
+        attrs = _explain_all(handle, redacted, methods)
+        return report.explain_report(handle, redacted, attrs), redacted, attrs
+    attrs = _explain_all(handle, text, methods)  # the model reads the original; the report never shows it
+    faith = dict(zip(methods, faithfulness_many(handle, attrs)))
+    shown = [redact_attribution(a, replacements, redacted) for a in attrs]
+    return report.explain_report(handle, redacted, shown, faith), redacted, shown
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -33,6 +59,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     handle = load(args.model, device=args.device)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    redactor = None
+    if args.redact or args.redact_input:
+        from model_zoo.privacy import Redactor
+
+        redactor = Redactor(args.redact or "placeholder")  # one salt for the run: pseudonyms agree across reports
     if args.csv:
         frame = read_csv_frame(Path(args.csv))
         if args.text_column not in frame.columns:
@@ -43,13 +74,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         for i, text in enumerate(frame[args.text_column].astype(str)):
             if not text.strip():
                 continue
-            attrs = _explain_all(handle, text, methods)
+            page, shown_text, attrs = _report(handle, text, methods, args, redactor)
             path = out_dir / f"report-{i:04d}.html"
-            path.write_text(report.explain_report(handle, text, attrs), encoding="utf-8")
+            path.write_text(page, encoding="utf-8")
             if args.png:
                 report.render_png(path, path.with_suffix(".png"))
             label = attrs[0].labels[attrs[0].predicted]
-            links.append(f"<tr><td>{i}</td><td><a href='{path.name}'>{report.esc(text[:120])}</a></td>"
+            links.append(f"<tr><td>{i}</td><td><a href='{path.name}'>{report.esc(shown_text[:120])}</a></td>"
                          f"<td>{report.esc(label)}</td></tr>")
             print(f"wrote {path}")
         index = out_dir / "index.html"
@@ -62,8 +93,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise LoupeError("Give --text or --csv.")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report.explain_report(handle, args.text, _explain_all(handle, args.text, methods)),
-                   encoding="utf-8")
+    out.write_text(_report(handle, args.text, methods, args, redactor)[0], encoding="utf-8")
     print(f"wrote {out}")
     if args.png:
         png = Path(args.png) if isinstance(args.png, str) else out.with_suffix(".png")
@@ -86,6 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--png", nargs="?", const=True, default=None,
                    help="also write a PNG screenshot (path; default: beside the HTML)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--redact", nargs="?", const="placeholder", choices=("placeholder", "mask", "hash"),
+                   help="show personal data replaced in the reports (placeholder, mask or hash; default "
+                        "placeholder); the model still reads the original text")
+    p.add_argument("--redact-input", action="store_true",
+                   help="the model reads the redacted text too (with --redact's style)")
     p.set_defaults(func=cmd_report)
     return run_cli(parser.parse_args(argv))
 

@@ -40,6 +40,9 @@ LINK_NOTES = "loupe_link_notes"  # what the opening permalink asked for that was
 LINK_PENDING = "loupe_link_pending"  # a permalink filled the page; why nothing runs until Explain is pressed
 AUTORUN = "loupe_autorun"  # True: the opening permalink may run at once (popped by the run it starts)
 PNG = "loupe_png"  # bytes of the last PNG report, offered for download
+PII_MODE = "loupe_pii"  # widget: Personal data: "off", "hide" (shown redacted) or "redact" (the model reads it so)
+PII_STYLE = "loupe_pii_style"  # widget: how personal data is replaced: "placeholder", "mask" or "hash"
+PII_CHECK = "loupe_pii_check"  # widget: show whether the decision depends on personal data
 CONFIG_PREFIX = "loupe_cfg"  # explainer settings widgets: f"{CONFIG_PREFIX}.<explainer>.<field>"
 
 
@@ -62,17 +65,23 @@ def attention_token(method: str) -> str:
 COMPARE_MODELS = "loupe_cmp_models"  # widget: the models to compare, reference first (hand-off: ask_compare)
 COMPARE_TEXT = "loupe_cmp_text"  # widget: the text
 COMPARE_METHODS = "loupe_cmp_methods"  # widget: the explainers
-COMPARE_REQUEST = "loupe_cmp_request"  # (models, text, methods) of the last comparison; redrawn on reruns
+COMPARE_REQUEST = "loupe_cmp_request"  # (models, text, methods, pii mode, style) of the last comparison; redrawn
 COMPARE_LINK_APPLIED = "loupe_cmp_qp"  # True once the opening permalink filled the page
 COMPARE_LINK_NOTES = "loupe_cmp_notes"  # what the opening permalink asked for that was changed or left out
 COMPARE_LINK_PENDING = "loupe_cmp_pending"  # why the opening permalink waits for the Compare button
 COMPARE_AUTORUN = "loupe_cmp_run"  # True: the opening permalink may run at once (popped by that run)
+COMPARE_PII_MODE = "loupe_cmp_pii"  # widget: Personal data mode (as PII_MODE)
+COMPARE_PII_STYLE = "loupe_cmp_pii_style"  # widget: how personal data is replaced (as PII_STYLE)
 
 # --- Fine-tune ----------------------------------------------------------------------------------------------
 FT_SOURCE = "loupe_ft_source"  # widget: bundled Rotten Tomatoes or an uploaded CSV
 FT_BASE = "loupe_ft_base"  # widget: the base model
 FT_METHOD = "loupe_ft_method"  # widget: the fine-tuning method
 FT_PANEL = "loupe_ft"  # prefix of the job panel's keys (see job_status below)
+FT_PII_COLUMNS = "loupe_ft_pii_cols"  # widget: the columns of the upload to scan for personal data
+FT_PII_SCAN = "loupe_ft_pii_scan"  # widget: the Scan for personal data button
+FT_PII_REDACT = "loupe_ft_pii_redact"  # widget: redact personal data in the text column before training
+FT_PII_STYLE = "loupe_ft_pii_style"  # widget: how it is replaced
 
 
 def ft_method_prefix(method: str) -> str:
@@ -161,6 +170,77 @@ ERR_TRUE = "loupe_err_true"  # widget: the true classes whose examples are liste
 ERR_PRED = "loupe_err_pred"  # widget: the predicted classes whose examples are listed
 ERR_SAVE = "loupe_err_save"  # widget: the Save temperature to the model card button
 ERR_SAVED = "loupe_err_saved"  # (model id, temperature) last saved to a card in this session, to say so
+ERR_SOURCE = "loupe_err_source"  # widget: analyse a bundled Rotten Tomatoes split or an uploaded CSV
+ERR_UPLOAD = "loupe_err_upload"  # widget: the uploaded labelled CSV
+ERR_TEXT_COLUMN = "loupe_err_text_col"  # widget: the uploaded file's text column
+ERR_LABEL_COLUMN = "loupe_err_label_col"  # widget: the uploaded file's label column
+ERR_GLOBAL_METHOD = "loupe_err_g_method"  # widget: the explainer of the global explanation ("" : the default)
+ERR_GLOBAL_N = "loupe_err_g_n"  # widget: how many sentences the global explanation explains
+ERR_GLOBAL_COMPARE = "loupe_err_g_compare"  # widget: a second model to compare with ("" : none)
+ERR_GLOBAL_START = "loupe_err_g_start"  # widget: the button that starts the global-explanation job
+ERR_GLOBAL_CLOSE = "loupe_err_g_close"  # widget: the button that closes the job shown (drops ?job=)
+ERR_ENGINE = "loupe_err_engine"  # prefix of the engine picker's keys (engine, workers, ...)
+ERR_PANEL = "loupe_err"  # prefix of the global-explanation job panel's keys
+
+
+def err_word(model_index: int, cls: int) -> str:
+    """Widget: the word whose example sentences are listed, for one model's report and one class."""
+    return f"loupe_err_word_{model_index}_{cls}"
+
+
+# --- Continual fine-tuning -----------------------------------------------------------------------------------
+CL_PANEL = "loupe_cl"  # prefix of the job panel's keys
+CL_BASE = "loupe_cl_base"  # widget: the model the run starts from
+CL_METHOD = "loupe_cl_method"  # widget: full fine-tuning or LoRA
+CL_SCENARIO = "loupe_cl_scenario"  # widget: class- or task-incremental
+CL_SOURCE = "loupe_cl_source"  # widget: a bundled sequence or uploaded CSVs
+CL_SEQUENCE = "loupe_cl_sequence"  # widget: the bundled sequence
+CL_UPLOADS = "loupe_cl_uploads"  # widget: the uploaded CSV files (one task each, in order)
+CL_STRATEGIES = "loupe_cl_strategies"  # widget: the strategies compared
+CL_SETTINGS = "loupe_cl_run"  # prefix of the run's settings widgets (limit, replay, EWC...: ContinualConfig's)
+CL_TRAIN = "loupe_cl_train"  # prefix of the per-task training settings widgets (epochs, learning rate...)
+CL_DRIFT = "loupe_cl_drift"  # prefix of the explanation-drift settings widgets (DriftConfig's)
+CL_NAME = "loupe_cl_name"  # widget: the name the final models are saved under by default
+CL_VIEW_STRATEGY = "loupe_cl_view_strategy"  # widget: the strategy whose changed words and sentences are shown
+CL_VIEW_STEP = "loupe_cl_view_step"  # widget: the step whose changed words are shown
+CL_VIEW_SENTENCE = "loupe_cl_view_sentence"  # widget: the sentence shown before and after
+
+
+def cl_method_prefix(method: str) -> str:
+    """The key prefix of a method's settings widgets on the Continual page."""
+    return f"loupe_cl_m.{method}"
+
+
+def cl_column(index: int, which: str) -> str:
+    """Widget: the text or label column (``which``) of the ``index``-th uploaded task."""
+    return f"loupe_cl_col_{which}_{index}"
+
+
+def cl_save_name(job_id: str, strategy: str) -> str:
+    """Widget: the store id a strategy's final model is saved under."""
+    return f"loupe_cl_save_name_{job_id}_{strategy}"
+
+
+def cl_save(job_id: str, strategy: str) -> str:
+    """Widget: the Save to the store button of a strategy's final model."""
+    return f"loupe_cl_save_{job_id}_{strategy}"
+
+
+def cl_saved(job_id: str, strategy: str) -> str:
+    """The store id a strategy's final model was saved as in this session."""
+    return f"loupe_cl_saved_{job_id}_{strategy}"
+
+
+def cl_explain(job_id: str, strategy: str) -> str:
+    """Widget: the Explain it button of a saved final model."""
+    return f"loupe_cl_explain_{job_id}_{strategy}"
+
+
+# --- personal data: this session's memory (services.privacy, services.explaining) ----------------------------
+PII_FOUND = "loupe_pii_found"  # fingerprint of a text -> its personal data (spans), the last 16 texts
+PII_SALT = "loupe_pii_salt"  # the salt of this session's hash-style pseudonyms (random bytes)
+PII_SCANS = "loupe_pii_scans"  # (file digest, columns) -> ScanResult (counts and masked examples only)
+PRIVATE_RESULTS = "loupe_private_results"  # hide mode: explanations of original texts, kept out of shared caches
 
 
 # --- a job panel (components.jobs), one per page, keyed by the page's panel prefix ---------------------------

@@ -24,6 +24,7 @@ is shut down.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -41,7 +42,6 @@ ADDRESS_ENV = "LOUPE_RAY_ADDRESS"
 ENGINES = ("local", "ray")
 Task = Callable[[Any, list[Any], dict[str, Any]], list[Any]]
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
-_PACKAGES = ("model_zoo", "explainers")
 # environment the workers need to find the same store and obey the same limits as the driver
 _FORWARD_ENV = ("LOUPE_", "HF_", "TRANSFORMERS_")
 
@@ -201,6 +201,12 @@ def _loupe_home() -> Path:
     return loupe_home()
 
 
+def _project_packages() -> list[str]:
+    """The folders of this project's packages the driver has imported: what a remote cluster needs of its code."""
+    tops = {name.partition(".")[0] for name in list(sys.modules)}
+    return sorted(str(_PROJECT_ROOT / t) for t in tops if (_PROJECT_ROOT / t / "__init__.py").is_file())
+
+
 def start(cfg: EngineConfig) -> bool:
     """Connect to ``LOUPE_RAY_ADDRESS``, or start a local Ray sized for ``cfg``. Returns whether it started one.
 
@@ -215,7 +221,7 @@ def start(cfg: EngineConfig) -> bool:
     try:
         if address:
             ray.init(address=address, log_to_driver=False, runtime_env={
-                "env_vars": env, "py_modules": [str(_PROJECT_ROOT / p) for p in _PACKAGES]})
+                "env_vars": env, "py_modules": _project_packages()})
             return False
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)
         ray.init(num_cpus=max(int(cfg.workers * cfg.cpus_per_worker + 0.999), 1),

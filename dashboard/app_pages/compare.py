@@ -10,6 +10,7 @@ import streamlit as st
 from dashboard import services, state
 from dashboard.components import charts
 from dashboard.components.highlight import CSS, esc_md, highlight_html, legend_html, scale_of
+from dashboard.components.privacy import pii_controls, pii_found, pii_view_or_none
 from dashboard.components.sidebar import page_setup
 from dashboard.components.waiting import say_in
 from explainers import Attribution
@@ -35,6 +36,8 @@ if not st.session_state.get(state.COMPARE_LINK_APPLIED):
         n_models = len(link.models or ids[:2])
         blocker = services.autorun_blocker(link, n_models * len(link.methods or DEFAULT_METHODS), n_models)
         st.session_state[state.COMPARE_LINK_PENDING if blocker else state.COMPARE_AUTORUN] = blocker or True
+    if services.pii_link_mode(st.query_params.to_dict()):
+        st.session_state[state.COMPARE_PII_MODE] = services.pii_link_mode(st.query_params.to_dict())
     st.session_state[state.COMPARE_LINK_NOTES] = services.link_message(link)
 if st.session_state.get(state.COMPARE_LINK_NOTES):
     st.warning(st.session_state[state.COMPARE_LINK_NOTES], icon="🔗")
@@ -50,6 +53,10 @@ if len(st.session_state[state.COMPARE_TEXT]) > services.text_limit():
 models = st.multiselect("Models (the first is the reference)", ids, key=state.COMPARE_MODELS,
                         help="Models in the store. Drift is measured against the first one.")
 text = st.text_area("Text", key=state.COMPARE_TEXT, height=100, max_chars=services.text_limit())
+pii_mode, pii_style, _ = pii_controls(state.COMPARE_PII_MODE, state.COMPARE_PII_STYLE)
+typed = pii_view_or_none(text, pii_mode, pii_style, pii_mode != "off" and not services.check_text(text))
+if typed is not None:
+    pii_found(typed)
 methods = st.multiselect("Explainers", list(all_methods), format_func=lambda m: all_methods.get(m, m),
                          key=state.COMPARE_METHODS)
 run = st.button("Compare", type="primary", disabled=len(models) < 2 or not methods)
@@ -69,13 +76,21 @@ if run or st.session_state.pop(state.COMPARE_AUTORUN, False):
     if len(models) < 2:
         st.warning("Pick at least two models.")
         st.stop()
-    st.session_state[state.COMPARE_REQUEST] = (tuple(models), text, tuple(methods))
-    st.query_params.from_dict({"models": ",".join(models), "text": text, "methods": ",".join(methods)})
+    st.session_state[state.COMPARE_REQUEST] = (tuple(models), text, tuple(methods), pii_mode, pii_style)
+    params = {"models": ",".join(models), "text": typed.shown_text if typed is not None else text,
+              "methods": ",".join(methods)}
+    if pii_mode != "off":
+        params["pii"] = pii_mode
+    st.query_params.from_dict(params)
 
 request = st.session_state.get(state.COMPARE_REQUEST)
-if not request:
+if not request or len(request) != 5:
     st.stop()
-models, text, methods = request
+models, text, methods, pii_mode, pii_style = request
+# Hide: the models read the text as typed, everything shown holds it redacted; redact: they read it redacted.
+view = pii_view_or_none(text, pii_mode, pii_style, pii_mode != "off")
+model_text = view.model_text if view is not None else text
+private = view is not None and view.private
 handles: dict[str, ModelHandle] = {}
 for m in models:
     try:
@@ -92,7 +107,7 @@ preds: dict[str, list[float]] = {}
 for col, (m, h) in zip(cols, handles.items()):
     with col:
         st.markdown(f"**{esc_md(m)}**")
-        probs = services.predict(h, text)
+        probs = services.predict(h, model_text, private=private)
         preds[m] = probs
         labels = h.label_names
         st.plotly_chart(charts.probability_chart(labels, probs, max(range(len(probs)), key=probs.__getitem__)),
@@ -109,18 +124,20 @@ for method in methods:
         with st.spinner(f"{esc_md(all_methods[method])} on {esc_md(m)}…"):
             waiting = st.empty()
             try:
-                results[m] = services.run_one(h, services.ExplainRequest(services.model_key(h), text, [method]),
-                                              method, on_wait=say_in(waiting))
+                req = services.ExplainRequest(services.model_key(h), model_text, [method], pii=pii_mode,
+                                              style=pii_style, original=text if view is not None else "")
+                results[m] = services.run_one(h, req, method, on_wait=say_in(waiting))
             except LoupeError as err:
                 st.error(f"{esc_md(m)}: {esc_md(err)}")
             finally:
                 waiting.empty()
     if not results:
         continue
-    shared = max(scale_of(a) for a in results.values())  # one colour scale across the models
+    shown = {m: view.shown(a) if view is not None else a for m, a in results.items()}
+    shared = max(scale_of(a) for a in shown.values())  # one colour scale across the models
     first = next(iter(results.values()))
     st.markdown(legend_html(first.target_label, first.signed), unsafe_allow_html=True)
-    for col, (m, a) in zip(st.columns(len(results)), results.items()):
+    for col, (m, a) in zip(st.columns(len(shown)), shown.items()):
         with col:
             st.caption(f"{esc_md(m)} · explains {esc_md(a.target_label)} · {a.cost.passes} passes, "
                        f"{a.cost.seconds:.2f} s")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -13,9 +14,11 @@ from streamlit.delta_generator import DeltaGenerator
 from dashboard import report, services, state
 from dashboard.components import charts, quality
 from dashboard.components.highlight import CSS, esc_md, highlight_html, legend_html, visible
+from dashboard.components.privacy import dependence_panel, pii_controls, pii_found, pii_view_or_none
 from dashboard.components.sidebar import page_setup
 from dashboard.components.waiting import say_in, wait_box
 from dashboard.components.widgets import config_widgets
+from dashboard.redaction import pii_share
 from explainers import Attribution
 from explainers.attention import bertviz_html
 from explainers.base import rank_order
@@ -45,6 +48,8 @@ if not st.session_state.get(state.LINK_APPLIED):
     if link.target is not None:
         st.session_state[state.TARGET] = link.target
     st.session_state.update(link.settings)
+    if services.pii_link_mode(st.query_params.to_dict()):
+        st.session_state[state.PII_MODE] = services.pii_link_mode(st.query_params.to_dict())
     st.session_state[state.LINK_NOTES] = services.link_message(link)
 if st.session_state.get(state.LINK_NOTES):
     st.warning(st.session_state[state.LINK_NOTES], icon="🔗")
@@ -72,16 +77,22 @@ with left:
             cols[i % 3].button(esc_md(example[:48] + "…" if len(example) > 48 else example),
                                key=state.example_button(i), on_click=_set_text, args=(example,),
                                help=esc_md(example), width="stretch")
-text = st.session_state[state.TEXT]
-too_long = services.check_text(text or "")
-has_text = bool(text and text.strip()) and not too_long
+    pii_mode, pii_style, pii_check = pii_controls(state.PII_MODE, state.PII_STYLE, state.PII_CHECK)
+    text = st.session_state[state.TEXT]
+    too_long = services.check_text(text or "")
+    has_text = bool(text and text.strip()) and not too_long
+    # The text under the Personal data setting: what the model reads, what is shown, linked and exported.
+    view = pii_view_or_none(text, pii_mode, pii_style, has_text and (pii_mode != "off" or pii_check))
+    if view is not None:
+        pii_found(view)
+model_text = view.model_text if view is not None else text
 
 with right:
     st.markdown("**Prediction**")
     probs = None
     if has_text:
         try:
-            probs = services.predict(handle, text)
+            probs = services.predict(handle, model_text, private=view is not None and view.private)
         except LoupeError as err:
             st.error(esc_md(err))
     if too_long:
@@ -134,9 +145,12 @@ if clicked or st.session_state.pop(state.AUTORUN, False):
         st.session_state.pop(state.RESULTS, None)
     else:
         st.session_state[state.RESULTS] = services.ExplainRequest(
-            services.model_key(handle), text, list(methods), configs, target)
-        params = {"model": str(st.session_state.get(state.MODEL, handle.id)), "text": text,
-                  "methods": ",".join(methods)}
+            services.model_key(handle), model_text, list(methods), configs, target,
+            pii=view.mode if view is not None else "off", style=pii_style, original=text if view is not None else "")
+        params = {"model": str(st.session_state.get(state.MODEL, handle.id)),
+                  "text": view.shown_text if view is not None else text, "methods": ",".join(methods)}
+        if view is not None and view.mode != "off":
+            params["pii"] = view.mode
         if target is not None:
             params["target"] = str(target)
         changed = services.changed_configs(configs)
@@ -147,10 +161,15 @@ if clicked or st.session_state.pop(state.AUTORUN, False):
 req: services.ExplainRequest | None = st.session_state.get(state.RESULTS)
 if req is None or req.model_key != services.model_key(handle):
     st.stop()
+# In the hide mode every result is shown (and exported) redacted; the originals feed only the numbers.
+req_view = pii_view_or_none(req.original, req.pii, req.style, bool(req.original))
+show: Callable[[Attribution], Attribution] = req_view.shown if req_view is not None else (lambda a: a)
+private = req.private  # hide mode: shared caches see the text's fingerprint only
 
 
 # --- results ----------------------------------------------------------------------------------------
 def render_card(a: Attribution) -> None:
+    shown = show(a)
     st.markdown(f"#### {esc_md(choices.get(a.method, a.method))}", help=services.description(a.method))
     facts = [f"{a.cost.passes} model passes", f"{a.cost.seconds:.2f} s"]
     if "convergence_delta" in a.extras:
@@ -158,10 +177,10 @@ def render_card(a: Attribution) -> None:
     if "r2" in a.extras:
         facts.append(f"local fit R² {a.extras['r2']:.2f}")
     st.caption(" · ".join(facts))
-    st.markdown(highlight_html(a, granularity), unsafe_allow_html=True)
+    st.markdown(highlight_html(shown, granularity), unsafe_allow_html=True)
     try:
         with wait_box() as on_wait:
-            faith = services.faithfulness(handle, a, on_wait=on_wait)
+            faith = services.faithfulness(handle, a, on_wait=on_wait, private=private)
     except LoupeError as err:
         st.caption(f"Faithfulness not available: {esc_md(err)}")
     else:
@@ -175,10 +194,10 @@ def render_card(a: Attribution) -> None:
     if check_sanity:
         badges[a.method] = st.empty()
     if "attentions" in a.extras:  # the attention views (bertviz) of whatever explainer carries weights
-        render_attention(a)
+        render_attention(shown)
     # Shown as the model reads them: direction-control and zero-width characters as visible markers.
-    rows = [(visible(w.text), w.score) for w in a.words] if granularity == "words" else [
-        (visible(t), s) for t, s, sp in zip(a.tokens, a.scores, a.special) if not sp]
+    rows = [(visible(w.text), w.score) for w in shown.words] if granularity == "words" else [
+        (visible(t), s) for t, s, sp in zip(shown.tokens, shown.scores, shown.special) if not sp]
     # Ranked as top_words ranks: highest score first, so a signed method lists what pushes toward the target.
     table = pd.DataFrame(rows, columns=["token", "score"])
     table = table.iloc[rank_order(table["score"].to_numpy())].head(15)
@@ -249,7 +268,7 @@ for a in done:
         badge = badges[a.method]
         with badge, st.spinner("Sanity check: explaining a randomised model…"):
             try:
-                result = services.sanity(handle, a, on_wait=say_in(badge))
+                result = services.sanity(handle, a, on_wait=say_in(badge), private=private)
                 st.markdown(quality.sanity_badge(result), unsafe_allow_html=True)
             except LoupeError as err:
                 st.caption(f"Sanity check not available: {esc_md(err)}")
@@ -260,7 +279,7 @@ if len(done) > 1:
     with left:
         st.markdown("#### Agreement between explainers", help="Spearman correlation of word scores (signed "
                     "scores as they are; magnitudes when one explainer is unsigned).")
-        fig, flags = quality.agreement_matrix(done, choices)
+        fig, flags = quality.agreement_matrix([show(a) for a in done], choices)
         st.plotly_chart(fig, width="stretch", key="loupe_agreement", config={"displayModeBar": False})
         for flag in flags:
             st.warning(flag, icon="⚖️")
@@ -274,6 +293,12 @@ if len(done) > 1:
             st.plotly_chart(quality.deletion_chart(curves), width="stretch", key="loupe_deletion",
                             config={"displayModeBar": False})
 
+if done and req_view is not None and (req.pii == "redact" or pii_check):
+    st.divider()
+    dependence_panel(req_view, labels, services.predict(handle, req_view.original, private=req.pii != "off"),
+                     services.predict(handle, req_view.redacted),
+                     [pii_share(a, req_view.ranges()) for a in done], choices)
+
 if done:
     st.divider()
     st.markdown("#### Share and export")
@@ -281,7 +306,8 @@ if done:
     with c1:
         st.caption("Copy link — it reopens this explanation (model, text, explainers, target):")
         st.code(services.permalink(st.query_params.to_dict()), language=None, wrap_lines=True)
-    page_html = report.explain_report(handle, req.text, done, faiths, handle.info)
+    page_html = report.explain_report(handle, req_view.shown_text if req_view is not None else req.text,
+                                      [show(a) for a in done], faiths, handle.info)
     c2.download_button("HTML report", page_html.encode("utf-8"), file_name="loupe-report.html", mime="text/html",
                        help="One self-contained file: prediction, highlights, faithfulness, agreement, model card.",
                        width="stretch")

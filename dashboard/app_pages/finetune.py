@@ -12,11 +12,13 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from dashboard import services, state
 from dashboard.components.jobs import job_from_link, job_panel
+from dashboard.components.privacy import dataset_pii, progress_to
 from dashboard.components.sidebar import md, page_setup
 from dashboard.components.widgets import config_widgets
 from dashboard.report import csv_bytes, finetune_report, finetune_rows
 from model_zoo import LoupeError
 from model_zoo.finetune import DataSpec, FinetuneConfig
+from model_zoo.finetune.redaction import redaction_note
 
 MAX_UPLOAD_MB = 20
 page_setup("Fine-tune a model")
@@ -68,13 +70,17 @@ def _upload(upload: UploadedFile | None) -> tuple[bytes, str] | None:
     return raw, upload.name
 
 
-def _start(cfg: FinetuneConfig, files: services.Files) -> str | None:
-    """Start the run (its uploads saved for it); None (and why) if it fails."""
+def _start(cfg: FinetuneConfig, files: services.Files, redact: str | None) -> str | None:
+    """Start the run (its uploads saved for it, redacted first when asked); None (and why) if it fails."""
+    bar = st.progress(0.0, text="Redacting personal data…") if redact and files else None
     try:
-        return services.start_finetune(cfg, files)
+        return services.start_finetune(cfg, files, redact, None if bar is None else progress_to(bar, "Redacting"))
     except (LoupeError, ValueError) as err:
         st.error(md(services.shown_error(err)))
         return None
+    finally:
+        if bar is not None:
+            bar.empty()
 
 
 def _results(job_id: str) -> None:
@@ -96,6 +102,9 @@ def _results(job_id: str) -> None:
                    "split that also chose the checkpoint.")
     if result.get("note"):
         st.info(result["note"])
+    redaction = ((result.get("data") or {}).get("spec") or {}).get("redaction")
+    if redaction:
+        st.caption(f"🔒 {md(redaction_note(redaction))}")
     rows = finetune_rows(metrics)
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     selection = result.get("selection") or {}
@@ -160,6 +169,7 @@ st.markdown("#### 1 · Data")
 source = st.radio("Examples", ["Rotten Tomatoes (bundled)", "Upload a CSV"], horizontal=True, key=state.FT_SOURCE)
 spec: DataSpec | None = None
 files: services.Files = {}  # the uploads, kept in memory until a job starts
+redact: str | None = None  # a redaction style: the job trains on copies with the personal data replaced
 if source.startswith("Rotten"):
     limit = int(st.number_input("Training texts (0 = all 10,222)", min_value=0, max_value=20000, value=2000,
                                 step=500, help="A seeded random sample; fewer is faster."))
@@ -191,6 +201,8 @@ else:
                 test_pct = v2.number_input("Test %", min_value=5, max_value=40, value=10, step=5)
                 own = {"validation_source": _upload(v1.file_uploader("Own validation CSV (optional)", type=["csv"])),
                        "test_source": _upload(v2.file_uploader("Own test CSV (optional)", type=["csv"]))}
+            with st.expander("Personal data", expanded=bool(st.session_state.get(state.FT_PII_REDACT))):
+                redact = dataset_pii(main[0], cols, text_col)
             files = {"source": main, **{k: v for k, v in own.items() if v is not None}}
             spec = DataSpec(source=main[1], text_column=text_col, label_column=label_col,
                             validation_fraction=val_pct / 100, test_fraction=test_pct / 100)
@@ -246,7 +258,7 @@ if st.button("Start fine-tuning", type="primary"):
     changed = {k: v for k, v in dataclasses.asdict(train_cfg).items() if v != defaults.get(k)}
     cfg = FinetuneConfig(base=base, method=method, name=name, data=spec, method_config=dataclasses.asdict(method_cfg),
                          train=changed, publish=False)
-    new_job = _start(cfg, files)
+    new_job = _start(cfg, files, redact)
     if new_job:
         st.query_params["job"] = new_job
         st.rerun()

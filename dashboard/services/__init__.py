@@ -2,7 +2,8 @@
 
 Split by job: :mod:`.models` (which model, loading it, the store), :mod:`.explaining` (explanations and their
 quality checks, the work queue), :mod:`.links` (permalinks), :mod:`.session` (who is using the app),
-:mod:`.jobs` (background jobs; imports the modules that register the job kinds), :mod:`.finetuning`,
+:mod:`.jobs` (background jobs; imports the modules that register the job kinds), :mod:`.privacy` (the Personal
+data setting, dataset scans), :mod:`.finetuning`,
 :mod:`.compression` and :mod:`.errors` (error analysis, calibration). A page imports this package
 (``from dashboard import services``) and calls the names below.
 """
@@ -33,6 +34,7 @@ from dashboard.services.explaining import (
     Notify,
     all_methods,
     check_text,
+    claims_faithfulness,
     config_class,
     default_methods,
     description,
@@ -99,6 +101,10 @@ from dashboard.services.models import (
     store_folder,
     store_models,
 )
+from dashboard.services.privacy import MODES as PII_MODES
+from dashboard.services.privacy import PiiView, pii_status, pii_view, scan_upload, scanned
+from dashboard.services.privacy import default_mode as pii_default_mode
+from dashboard.services.privacy import link_mode as pii_link_mode
 from dashboard.services.session import login_configured, owner, signed_in
 
 __all__ = [
@@ -107,14 +113,16 @@ __all__ = [
     "max_name_chars", "model_key", "read_card", "shown_card", "shown_error", "store_folder",
     "store_models",
     # explaining
-    "WORK", "ExplainRequest", "Notify", "all_methods", "check_text", "config_class", "default_methods",
-    "description", "drift_between", "example_sentences", "faithfulness", "method_choices", "predict",
+    "WORK", "ExplainRequest", "Notify", "all_methods", "check_text", "claims_faithfulness", "config_class",
+    "default_methods", "description", "drift_between", "example_sentences", "faithfulness", "method_choices", "predict",
     "report_png", "run_one", "sanity", "supports", "text_limit",
     # error analysis
     "ERROR_SPLITS", "FIT_SPLIT", "CalibrationView", "analyse", "calibration_view", "error_examples", "error_slices",
     "explain_link", "rt_labels_ok", "save_temperature", "split_title",
     # links
     "Link", "autorun_blocker", "changed_configs", "link_message", "permalink", "read_link",
+    # personal data
+    "PII_MODES", "PiiView", "pii_default_mode", "pii_link_mode", "pii_status", "pii_view", "scan_upload", "scanned",
     # session
     "login_configured", "owner", "signed_in",
     # jobs

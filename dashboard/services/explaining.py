@@ -1,6 +1,9 @@
 """Explanations: which explainers fit a model, running them (cached, queued), their quality checks.
 
-Explanations are cached with ``st.cache_data`` keyed on (model key, text, explainer, config, target).
+Explanations are cached with ``st.cache_data`` keyed on (model key, text, explainer, config, target). A *private*
+request (the hide mode of the Personal data setting: the model reads text that must not be stored) stays out of
+shared caches: its explanations live in the session's memory, and its predictions, faithfulness and sanity
+results (numbers only) are cached under the text's fingerprint, never the text.
 Explanation work goes through one line (:data:`WORK`: ``LOUPE_MAX_RUNNING`` at once in the server,
 ``LOUPE_SESSION_RUNNING`` per session) and the model's readers-writer gate; a page passes ``on_wait`` to say
 where a request is waiting.
@@ -19,6 +22,7 @@ from typing import Any
 import streamlit as st
 
 import explainers
+from dashboard import state
 from dashboard.services.models import model_key
 from explainers import Attribution
 from explainers.base import default_config
@@ -26,6 +30,7 @@ from explainers.metrics import Drift, Faithfulness, drift
 from explainers.sanity import SanityResult
 from model_zoo import ModelHandle, limits
 from model_zoo.concurrency import WorkQueue
+from model_zoo.privacy.logs import fingerprint
 
 Notify = Callable[[str], None]
 WORK = WorkQueue(lambda: limits.current().max_running, lambda: limits.current().session_running)
@@ -40,6 +45,13 @@ class ExplainRequest:
     methods: list[str]
     configs: dict[str, Any] = field(default_factory=dict)
     target: int | None = None
+    pii: str = "off"  # the Personal data mode: off, hide (``private``: text is the original) or redact
+    style: str = "placeholder"
+    original: str = ""  # the text as typed, when pii is not off (session memory only)
+
+    @property
+    def private(self) -> bool:
+        return self.pii == "hide"
 
 
 def method_choices(handle: ModelHandle) -> dict[str, str]:
@@ -60,6 +72,11 @@ def default_methods(handle: ModelHandle) -> list[str]:
 def description(method: str) -> str:
     """What the explainer does, in a sentence or two for people ('' when it says nothing)."""
     return explainers.get(method).description
+
+
+def claims_faithfulness(method: str) -> bool:
+    """Whether the explainer claims its scores say what caused the decision (attention does not)."""
+    return bool(explainers.get(method).claims_faithfulness)
 
 
 def config_class(method: str) -> type:
@@ -146,6 +163,8 @@ def run_one(handle: ModelHandle, req: ExplainRequest, method: str, on_wait: Noti
     explainer = explainers.get(method)
     config = req.configs.get(method) or default_config(method)
     limits.check_text(req.text)
+    if req.private:
+        return _run_private(handle, req, method, config, on_wait)
     key = _explain_key(handle, req.text, method, config, req.target)
     if _is_cached(key):
         return _explain_cached(handle, key)
@@ -159,13 +178,46 @@ def run_one(handle: ModelHandle, req: ExplainRequest, method: str, on_wait: Noti
         return _explain_cached(handle, key)
 
 
+_PRIVATE_SIZE = 32
+
+
+def _run_private(handle: ModelHandle, req: ExplainRequest, method: str, config: Any,
+                 on_wait: Notify | None) -> Attribution:
+    """A private request's explanation: kept in this session's memory (the last 32), never in a shared cache."""
+    explainer = explainers.get(method)
+    memo = st.session_state.setdefault(state.PRIVATE_RESULTS, OrderedDict())
+    key = (model_key(handle), fingerprint(req.text), method, config_json(config), req.target)
+    if key not in memo:
+        with WORK.admit(session_owner(), on_wait):
+            if explainer.needs_exclusive_model:
+                with handle.use(True, explainer.title, on_wait):
+                    result = explainer.explain(handle, req.text, req.target, config)
+            else:
+                with handle.use(False, explainer.title, on_wait):
+                    pass
+                result = explainer.explain(handle, req.text, req.target, config)
+        memo[key] = result
+        while len(memo) > _PRIVATE_SIZE:
+            memo.popitem(last=False)
+    memo.move_to_end(key)
+    found: Attribution = memo[key]
+    return found
+
+
 @st.cache_data(max_entries=256, show_spinner=False)
 def _predict(key: str, text: str, _handle: ModelHandle) -> list[float]:
     return [float(p) for p in _handle.predict_proba([text])[0]]
 
 
-def predict(handle: ModelHandle, text: str) -> list[float]:
-    """Class probabilities of ``text`` (cached per model and text)."""
+@st.cache_data(max_entries=256, show_spinner=False)
+def _predict_private(key: str, digest: str, _handle: ModelHandle, _text: str) -> list[float]:
+    return [float(p) for p in _handle.predict_proba([_text])[0]]
+
+
+def predict(handle: ModelHandle, text: str, private: bool = False) -> list[float]:
+    """Class probabilities of ``text`` (cached per model and text; a ``private`` text under its fingerprint)."""
+    if private:
+        return _predict_private(model_key(handle), fingerprint(text), handle, text)
     return _predict(model_key(handle), text, handle)
 
 
@@ -203,18 +255,23 @@ def _sanity(key: str, text: str, method: str, config: str, target: int, _handle:
     return randomisation_check(_handle, _attribution)  # with the settings the attribution was made with
 
 
-def faithfulness(handle: ModelHandle, attribution: Attribution, on_wait: Notify | None = None) -> Faithfulness:
-    """Faithfulness (ERASER AOPC, deletion/insertion, random baseline) of a result: one batched call, cached;
-    new work waits its turn in :data:`WORK` like an explanation."""
+def faithfulness(handle: ModelHandle, attribution: Attribution, on_wait: Notify | None = None,
+                 private: bool = False) -> Faithfulness:
+    """Faithfulness (ERASER AOPC, deletion/insertion, random baseline) of a result: one batched call, cached
+    (a ``private`` text under its fingerprint); new work waits its turn in :data:`WORK` like an explanation."""
+    text = fingerprint(attribution.text) if private else attribution.text
     with WORK.admit(session_owner(), on_wait):
-        return _faithfulness(model_key(handle), attribution.text, attribution.method,
+        return _faithfulness(model_key(handle), text, attribution.method,
                              json.dumps(attribution.params, sort_keys=True), attribution.target, handle, attribution)
 
 
-def sanity(handle: ModelHandle, attribution: Attribution, on_wait: Notify | None = None) -> SanityResult:
-    """The model-randomisation check of a result (cached): one more explanation, so it waits its turn too."""
+def sanity(handle: ModelHandle, attribution: Attribution, on_wait: Notify | None = None,
+           private: bool = False) -> SanityResult:
+    """The model-randomisation check of a result (cached, a ``private`` text under its fingerprint): one more
+    explanation, so it waits its turn too."""
+    text = fingerprint(attribution.text) if private else attribution.text
     with WORK.admit(session_owner(), on_wait):
-        return _sanity(model_key(handle), attribution.text, attribution.method,
+        return _sanity(model_key(handle), text, attribution.method,
                        json.dumps(attribution.params, sort_keys=True), attribution.target, handle, attribution)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 import pandas as pd
@@ -23,6 +23,7 @@ from model_zoo.data import few_examples, preview_frame, read_csv_frame
 from model_zoo.finetune import METHODS, DataSpec, FinetuneConfig, default_train_config, load_data, prepare_model
 from model_zoo.finetune import save_to_store as _save_to_store
 from model_zoo.finetune import start_job as _start_job
+from model_zoo.finetune.redaction import redact_files
 from model_zoo.paths import discard_upload, stage_upload, temporary_upload
 from model_zoo.training import TrainConfig as TrainConfig  # re-exported: the hyper-parameters' spec
 
@@ -116,12 +117,21 @@ def trainable_parameters(base: str, method: str, config: Any, labels: list[str])
                       tuple(labels))
 
 
-def start_finetune(cfg: FinetuneConfig, files: Files) -> str:
+def start_finetune(cfg: FinetuneConfig, files: Files, redact: str | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> str:
     """Save the uploads for the job (it removes them when it ends) and start it; the job's id.
+
+    Args:
+        redact: a redaction style: the job gets copies of the uploads with the personal data in the text column
+            replaced (text and label columns only), and the run's card records how. None: the files as they are.
+        progress: called with (texts done, texts in all) while redacting.
 
     Raises:
         LoupeError, ValueError: the settings are refused (the saved uploads are removed again).
     """
+    if redact and files:
+        files, record = redact_files(files, cfg.data.text_column, cfg.data.label_column, redact, progress)
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, redaction=record))
     staged = {k: stage_upload(raw, name) for k, (raw, name) in files.items()}
     data = _with_sources(cfg.data, {k: str(v) for k, v in staged.items()})
     try:

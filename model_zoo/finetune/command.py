@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import sys
 import time
 from typing import Any
 
 from model_zoo import cli, jobs, spec
+from model_zoo.errors import LoupeError
 from model_zoo.finetune.config import JOB_DEFAULTS, DataSpec, FinetuneConfig
 from model_zoo.finetune.job import run_here, world
 from model_zoo.methods import METHODS
+from model_zoo.paths import discard_upload
+from model_zoo.private_training import cli as private_cli
 from model_zoo.training import TrainConfig
 
 # Flags whose name is not their setting's (kept from earlier versions, and shorter): flag names per setting.
@@ -54,8 +58,12 @@ def add_cli(sub: Any) -> None:
                        defaults_from=TrainConfig(**JOB_DEFAULTS))
     for name, flags in _TRAIN_FLAGS.items():
         _flag(train, TrainConfig, name, flags)
+    private_cli.add_arguments(p)  # --dp ..., --federated ...
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a setting of the method, e.g. --set r=16 (repeatable; see below)")
+    p.add_argument("--redact-pii", choices=("placeholder", "mask", "hash"), metavar="STYLE",
+                   help="CSV only: replace personal data in the text column before training (placeholder, mask or "
+                        "hash); the job reads redacted copies holding only the text and label columns")
     p.add_argument("--resume", metavar="JOB_ID", help="continue an interrupted job from its last checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the job's result as JSON (logs go to stderr)")
@@ -73,13 +81,51 @@ def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
         "method_config": spec.parse_assignments(args.set, method.Config, method.name),
         "train": spec.from_args(args, TrainConfig),
         "progress_bar": not (args.quiet or args.json),
+        **private_cli.from_args(args),
     })
+
+
+def redacted_config(cfg: FinetuneConfig, style: str, quiet: bool = False) -> FinetuneConfig:
+    """``cfg`` reading redacted copies of its CSV files, staged for the job (removed when it ends)."""
+    from pathlib import Path
+
+    from model_zoo.errors import DatasetError
+    from model_zoo.finetune.redaction import redact_files
+    from model_zoo.paths import stage_upload
+
+    data = cfg.data
+    if data.source == "rt":
+        raise DatasetError("--redact-pii works on a CSV file (--data FILE.csv); the bundled data holds no personal "
+                           "data to redact.")
+    paths = {k: getattr(data, k) for k in ("source", "validation_source", "test_source") if getattr(data, k)}
+    missing = [p for p in paths.values() if not Path(p).expanduser().is_file()]
+    if missing:
+        raise DatasetError(f"No data file at {missing[0]}.")
+    files = {k: (Path(p).expanduser().read_bytes(), Path(p).name) for k, p in paths.items()}
+    show = None if quiet else (lambda done, total: print(f"\rredacting: {done:,}/{total:,} texts", end="",
+                                                          file=sys.stderr, flush=True))
+    redacted, record = redact_files(files, data.text_column, data.label_column, style, show)
+    if show is not None:
+        print(file=sys.stderr)
+    staged = {k: str(stage_upload(raw, name)) for k, (raw, name) in redacted.items()}
+    return dataclasses.replace(cfg, data=dataclasses.replace(
+        data, source=staged["source"], validation_source=staged.get("validation_source", ""),
+        test_source=staged.get("test_source", ""), redaction=record))
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
     cfg = FinetuneConfig() if args.resume else config_from_args(args)
-    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
-        job_id, status = run_here(cfg, resume_job=args.resume)
+    if args.redact_pii and not args.resume:
+        cfg = redacted_config(cfg, args.redact_pii, quiet=args.quiet or args.json)
+    try:
+        with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+            job_id, status = run_here(cfg, resume_job=args.resume)
+    except LoupeError:
+        if cfg.data.redaction:  # refused before a job took the redacted copies: remove them
+            for path in (cfg.data.source, cfg.data.validation_source, cfg.data.test_source):
+                if path:
+                    discard_upload(path)
+        raise
     if world()[0] != 0:  # another process of a torchrun / accelerate launch run: the main one reports
         return 0
     res = jobs.result(job_id) or {}

@@ -13,6 +13,7 @@ from model_zoo.data import SPLIT_SEED
 from model_zoo.errors import DatasetError, LoupeError
 from model_zoo.loading import BASE_ENCODER_ID
 from model_zoo.methods import METHODS
+from model_zoo.private_training.config import DPConfig, FederatedConfig, check_private
 from model_zoo.spec import setting
 from model_zoo.training import TrainConfig
 
@@ -41,6 +42,8 @@ class DataSpec:
     test_source: str = setting("", "CSV only: a separate test file (same columns)")
     split_seed: int = setting(SPLIT_SEED, "CSV only: seed of the train/validation/test split (kept apart from the "
                                           "training seed, so runs share one test set)", min=0)
+    redaction: dict[str, Any] = setting(help="CSV only: how personal data in the texts was replaced before the run "
+                                             "({}: it was not); recorded on the model card", factory=dict)
 
 
 @dataclass
@@ -61,6 +64,8 @@ class FinetuneConfig:
     publish: bool = setting(True, "Put the model in the store (else it stays with the job)")
     overwrite: bool = setting(False, "Replace a store model of the same name")
     progress_bar: bool = setting(False, "Show a terminal progress bar")
+    dp: DPConfig = setting(help="Differential privacy (DP-SGD with Opacus); off by default", factory=DPConfig)
+    federated: FederatedConfig = setting(help="Federated training (Flower); off by default", factory=FederatedConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return spec.to_dict(self)
@@ -101,6 +106,7 @@ def validate_config(cfg: FinetuneConfig, check_name: bool = True) -> FinetuneCon
     spec.check(cfg, SCOPE)
     method.config(cfg.method_config)
     cfg.train_config()
+    check_private(cfg)
     if cfg.publish or cfg.name:
         if not store.valid_id(cfg.name) or cfg.name == BASE_ENCODER_ID:
             raise LoupeError(f"{cfg.name!r} is not a usable model name (letters, digits, '.', '_', '-').")

@@ -16,6 +16,7 @@ from typing import Any
 from model_zoo.data import SPLITS, TextDataset, load_csv, rotten_tomatoes, split_dataset
 from model_zoo.errors import DatasetError
 from model_zoo.finetune.config import DataSpec, held_out_fractions
+from model_zoo.finetune.redaction import redaction_note
 
 ROLES = {
     "train": "fits the weights",
@@ -121,6 +122,8 @@ def load_data(data: DataSpec, seed: int = 13) -> Splits:
     carved = held_out_fractions(data)
     parts = {**(split_dataset(full, carved, data.split_seed) if carved else {"train": full}), **own}
     notes = [*full.notes, *(f"{v.name}: {n}" for v in own.values() for n in v.notes), *_split_notes(parts, carved)]
+    if data.redaction:
+        notes.insert(0, redaction_note(data.redaction))
     repeats = len(full) - len(set(full.texts))
     if carved and repeats:
         notes.append(f"{repeats} row(s) of {path.name} repeat an earlier text; every copy of a text stays in one "
