@@ -278,3 +278,34 @@ def use_model(model_id: str) -> None:
 def ask_compare(models: Sequence[str]) -> None:
     """Open Compare with these models chosen (Fine-tune's "Compare with its base")."""
     st.session_state[COMPARE_MODELS] = list(models)
+
+
+# --- Fine-tune: private training (components.private_training) ------------------------------------------------
+FT_PRIVACY = "loupe_ft_privacy"  # widget: Privacy: "none", "dp" or "federated"
+FT_DP = "loupe_ft_dp"  # prefix of the DP-SGD settings widgets: f"{FT_DP}.<setting>"
+FT_FED = "loupe_ft_fed"  # prefix of the federated settings widgets: f"{FT_FED}.<setting>"
+FT_FED_DP = "loupe_ft_fed_dp"  # widget: DP-SGD on every federated client
+
+
+# --- Prompt playground (app_pages/prompts.py, services.prompting) ---------------------------------------------
+PR_BASE = "loupe_pr_base"  # widget: the base language model (a bundled id, or OTHER_LM)
+PR_BASE_PATH = "loupe_pr_base_path"  # widget: a folder or .gguf file, when the base is another language model
+PR_INSTRUCTION = "loupe_pr_instruction"  # widget: the instruction
+PR_PATTERN = "loupe_pr_pattern"  # widget: the pattern with {text} and {label}
+PR_CHAT = "loupe_pr_chat"  # widget: put the prompt in the language model's chat template
+PR_CALIBRATE = "loupe_pr_calibrate"  # widget: contextual calibration on
+PR_WORDS = "loupe_pr_words"  # widget: the label words, one "label: word, word" line per label
+PR_PICKED = "loupe_pr_picked"  # widget: demonstrations picked from the training split (their option strings)
+PR_TYPED = "loupe_pr_typed"  # widget: typed demonstrations, one "label: text" line each
+PR_FROM = "loupe_pr_from"  # the prompt classifier (sidebar model id) whose prompt last filled the form
+PR_HANDLE = "loupe_pr_handle"  # (key, handle): this session's prompt classifier as edited (never in a shared cache)
+PR_TEXT = "loupe_pr_text"  # widget: the text to try
+PR_METHODS = "loupe_pr_methods"  # widget: the explainers to run
+PR_WHOLE = "loupe_pr_whole"  # widget: attribute the whole prompt (instruction and demonstrations too)
+PR_RESULTS = "loupe_pr_results"  # the last explanation: (handle key, text, whole, results...)
+PR_N = "loupe_pr_n"  # widget: how many validation sentences to evaluate on
+PR_SCORES = "loupe_pr_scores"  # (handle key, PromptScores) of the last evaluation
+PR_NAME = "loupe_pr_name"  # widget: the store id to save the prompt classifier as
+PR_SAVED = "loupe_pr_saved"  # the store id saved in this session
+PR_USE = "loupe_pr_use"  # widget: the Explain with this model button of a saved prompt classifier
+PR_CONFIG_PREFIX = "loupe_pr_cfg"  # explainer settings widgets: f"{PR_CONFIG_PREFIX}.<explainer>.<field>"

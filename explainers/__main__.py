@@ -10,7 +10,7 @@ import json
 import sys
 from typing import Any
 
-from explainers import compression_report, evaluation
+from explainers import compression_report, evaluation, global_importance
 from model_zoo import DEFAULT_MODEL_ID, cli
 
 
@@ -66,7 +66,7 @@ def _add_explain(sub: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    assert compression_report and evaluation  # their modules register `compress` and `evaluate`
+    assert compression_report and evaluation and global_importance  # they register compress, evaluate, global
     return cli.main("explainers", "Explain predictions, rank explainers, compare compressed variants.", argv)
 
 

@@ -5,6 +5,8 @@
 - :func:`slices` splits the texts by length (word-count terciles), by negation (a fixed word list) and by a
   keyword or regular expression a person types; each slice has its accuracy with a 95% Wilson interval.
 - :func:`examples` lists the texts, misclassified first, then the least confident.
+- :func:`labelled_csv` reads a person's labelled CSV for the analysis: its labels must be the model's classes
+  (by name, any case, or as class numbers 0..k-1).
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from model_zoo.data import TextDataset
-from model_zoo.errors import LoupeError
+from model_zoo.data import TextDataset, read_csv_frame
+from model_zoo.errors import DatasetError, LoupeError
 from model_zoo.handle import ModelHandle
 
 NEGATIONS = ("not", "no", "never", "n't", "nothing", "nobody", "none", "neither", "nor", "without", "hardly")
@@ -190,3 +193,58 @@ def examples(report: ErrorReport, only: Sequence[int] | None = None) -> list[dic
     return [{"text": report.texts[i], "true": report.label_names[int(report.labels[i])],
              "predicted": report.label_names[int(report.preds[i])], "confidence": round(float(conf[i]), 4),
              "correct": bool(report.correct[i])} for i in idx]
+
+
+def _short(value: object, n: int = 40) -> str:
+    text = str(value)
+    return text if len(text) <= n else text[:n - 1] + "…"
+
+
+def labelled_csv(source: str | Path | bytes, text_column: str, label_column: str, label_names: Sequence[str],
+                 name: str = "upload", max_bytes: int | None = None) -> TextDataset:
+    """A labelled CSV (path or bytes) as a :class:`TextDataset` whose label ids are the model's class ids.
+
+    A label is read as the class of the same name (any case), or, when every label is a whole number below the
+    number of classes and none is a class name, as the class number. Rows with an empty text or label are
+    dropped and counted in ``notes``.
+
+    Args:
+        label_names: the model's classes, in class-id order.
+        name: how the split is called in every figure (e.g. ``upload: reviews.csv``).
+        max_bytes: the upload limit (a bigger file is refused).
+
+    Raises:
+        DatasetError: unreadable file, missing or identical columns, no rows, or a label that is not a class of
+            the model (the message names the model's classes).
+    """
+    if text_column == label_column:
+        raise DatasetError(f"The text and the label column are the same ({_short(text_column)!r}); pick the column "
+                           "that holds the texts and the one that holds their classes.")
+    frame = read_csv_frame(source, max_bytes)
+    missing = [c for c in (text_column, label_column) if c not in frame.columns]
+    if missing:
+        raise DatasetError(f"Missing column(s): {', '.join(repr(_short(c)) for c in missing)}. The file has: "
+                           f"{', '.join(repr(_short(c)) for c in list(frame.columns)[:12])}.")
+    texts = frame[text_column].astype(str).str.strip()
+    labels = frame[label_column].astype(str).str.strip()
+    keep = (texts.str.len() > 0) & (labels.str.len() > 0)
+    dropped = int((~keep).sum())
+    texts, labels = texts[keep], labels[keep]
+    if texts.empty:
+        raise DatasetError(f"Every row has an empty {_short(text_column)!r} or {_short(label_column)!r}; there is "
+                           "nothing to analyse.")
+    by_name = {str(n).lower(): i for i, n in enumerate(label_names)}
+    values = sorted(set(labels))
+    notes = [f"Dropped {dropped} row(s) with empty text or label."] if dropped else []
+    if all(v.lower() in by_name for v in values):
+        ids = [by_name[v.lower()] for v in labels]
+    elif all(v.isdigit() and int(v) < len(label_names) for v in values):
+        ids = [int(v) for v in labels]
+        notes.append("Labels read as class numbers: " + ", ".join(f"{i} = {n}" for i, n in enumerate(label_names))
+                     + ".")
+    else:
+        unknown = [v for v in values if v.lower() not in by_name][:5]
+        raise DatasetError(f"Label(s) {', '.join(repr(_short(v)) for v in unknown)} in {_short(label_column)!r} are "
+                           f"not classes of this model (its classes: {', '.join(map(str, label_names))}). Use those "
+                           f"names, or the class numbers 0–{len(label_names) - 1}; or pick the right label column.")
+    return TextDataset(texts.tolist(), ids, [str(n) for n in label_names], name, notes, texts.index.tolist())

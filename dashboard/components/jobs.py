@@ -14,7 +14,7 @@ from dashboard.components.sidebar import md
 
 log = logging.getLogger(__name__)
 _ICONS = {"queued": "⏳", "running": "⏳", "done": "✅", "failed": "❌", "cancelled": "⏹️", "interrupted": "⚠️"}
-PAGES = {"finetune": "Fine-tune", "compress": "Compress", "evaluate": "Evaluate explainers"}
+PAGES = {"finetune": "Fine-tune", "compress": "Compress", "evaluate": "Evaluate explainers", "global": "Error analysis"}
 Live = Callable[[str, dict[str, Any]], None]  # draws a job's live content (e.g. loss curves): (job id, status)
 
 

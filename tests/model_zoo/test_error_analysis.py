@@ -129,3 +129,37 @@ def test_analyse_with_tiny_model(tiny_handle: Any) -> None:
     assert np.allclose(r.probs.sum(axis=1), 1.0)
     assert r.accuracy == pytest.approx(float(r.correct.mean()))
     assert len(examples(r)) == 10
+
+
+def test_labelled_csv_reads_the_models_classes_by_name_or_number() -> None:
+    from model_zoo.error_analysis import labelled_csv
+
+    names = ["negative", "positive"]
+    ds = labelled_csv(b"review,stars\nA fine film,Positive\nDull,negative\n,positive\nOk,\n", "review", "stars",
+                      names, "upload: r.csv")
+    assert ds.texts == ["A fine film", "Dull"] and ds.labels == [1, 0] and ds.label_names == names
+    assert ds.name == "upload: r.csv" and ds.notes == ["Dropped 2 row(s) with empty text or label."]
+    numbered = labelled_csv(b"text,label\na,1\nb,0\nc,1\n", "text", "label", names)
+    assert numbered.labels == [1, 0, 1] and any("0 = negative, 1 = positive" in n for n in numbered.notes)
+    one_class = labelled_csv(b"text,label\na,negative\nb,negative\n", "text", "label", names)
+    assert one_class.labels == [0, 0]  # a split may hold one class only
+
+
+@pytest.mark.parametrize(("raw", "text", "label", "message"), [
+    (b"text,label\na,pos\nb,neg\n", "text", "label", "'neg', 'pos' in 'label' are not classes of this model "
+                                                     "(its classes: negative, positive)"),
+    (b"text,label\na,2\nb,0\n", "text", "label", "'2' in 'label' are not classes"),
+    (b"text,label\na,1\n", "text", "text", "the same"),
+    (b"text,label\na,1\n", "review", "label", "Missing column(s): 'review'. The file has: 'text', 'label'"),
+    (b"text,label\n,\n", "text", "label", "nothing to analyse"),
+    (b"", "text", "label", "empty"),
+    (b"text,label\ncaf\xe9,1\n", "text", "label", "not valid UTF-8"),
+])
+def test_labelled_csv_refuses_what_it_cannot_use_with_a_clear_message(raw: bytes, text: str, label: str,
+                                                                     message: str) -> None:
+    from model_zoo.error_analysis import labelled_csv
+    from model_zoo.errors import DatasetError
+
+    with pytest.raises(DatasetError) as err:
+        labelled_csv(raw, text, label, ["negative", "positive"])
+    assert message in str(err.value)
