@@ -21,6 +21,7 @@ pages = [
     st.Page(PAGES / "explain.py", title="Explain", icon=":material/search:", default=True),
     st.Page(PAGES / "compare.py", title="Compare models", icon=":material/compare_arrows:", url_path="compare"),
     st.Page(PAGES / "finetune.py", title="Fine-tune", icon=":material/model_training:", url_path="finetune"),
+    st.Page(PAGES / "continual.py", title="Continual fine-tuning", icon=":material/timeline:", url_path="continual"),
     st.Page(PAGES / "compress.py", title="Compress", icon=":material/compress:", url_path="compress"),
     st.Page(PAGES / "evaluate.py", title="Evaluate explainers", icon=":material/leaderboard:", url_path="evaluate"),
     st.Page(PAGES / "errors.py", title="Error analysis", icon=":material/rule:", url_path="errors"),

@@ -1,4 +1,5 @@
-"""CLI: ``python -m model_zoo list | prepare | finetune | calibrate | pii`` (each registered by its module)."""
+"""CLI: ``python -m model_zoo list | prepare | finetune | continual | calibrate | pii`` (each registered by its
+module)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from model_zoo import DEFAULT_MODEL_ID, calibration, cli, finetune, privacy, store
+from model_zoo import DEFAULT_MODEL_ID, calibration, cli, continual, finetune, privacy, store
 
 
 def _metric(card: dict[str, Any], split: str, key: str) -> str:
@@ -57,7 +58,7 @@ def _add_prepare(sub: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    assert finetune and calibration and privacy  # their modules register finetune, calibrate, pii
+    assert finetune and calibration and privacy and continual  # they register finetune, calibrate, pii, continual
     return cli.main("model_zoo", "Loupe's model store.", argv)
 
 

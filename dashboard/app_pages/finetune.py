@@ -25,6 +25,8 @@ page_setup("Fine-tune a model")
 st.caption("Train a classifier on the bundled Rotten Tomatoes reviews or your own CSV, fully or with a "
            "parameter-efficient method. Training runs in the background: reload the page or open the job "
            "link in another tab and it is still there.")
+st.page_link("app_pages/continual.py", icon=":material/timeline:",
+             label="Continue training a store model on new data, and see what it forgot (continual fine-tuning)")
 
 
 def _curves(job_id: str, status: dict[str, Any]) -> None:

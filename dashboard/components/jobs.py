@@ -14,7 +14,8 @@ from dashboard.components.sidebar import md
 
 log = logging.getLogger(__name__)
 _ICONS = {"queued": "⏳", "running": "⏳", "done": "✅", "failed": "❌", "cancelled": "⏹️", "interrupted": "⚠️"}
-PAGES = {"finetune": "Fine-tune", "compress": "Compress", "evaluate": "Evaluate explainers", "global": "Error analysis"}
+PAGES = {"finetune": "Fine-tune", "compress": "Compress", "evaluate": "Evaluate explainers", "global": "Error analysis",
+         "continual": "Continual fine-tuning", "forgetting": "Continual fine-tuning"}
 Live = Callable[[str, dict[str, Any]], None]  # draws a job's live content (e.g. loss curves): (job id, status)
 
 

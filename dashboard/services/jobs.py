@@ -10,7 +10,9 @@ import dataclasses
 from typing import Any
 
 import explainers.compression_report  # noqa: F401  (registers the "compress" job kind)
+import explainers.continual_drift  # noqa: F401  (registers the "forgetting" job kind)
 import explainers.evaluation  # noqa: F401  (registers the "evaluate" job kind)
+import explainers.global_importance  # noqa: F401  (registers the "global" job kind)
 import model_zoo.finetune  # noqa: F401  (registers the "finetune" job kind)
 from dashboard.services.session import owner
 from model_zoo import LoupeError, engine, hosting, jobs
