@@ -40,6 +40,10 @@ class ModelCard:
         device, torch_threads, host, job, created: provenance.
         peft: for an adapter, the method, its settings, the base and its weights' SHA-256; ``merged``: whether
             LoRA updates were merged into a plain model.
+        privacy: for a differentially private run, the guarantee (ε spent, δ, accountant) and how it was made
+            (noise multiplier, clipping norm, sampling, steps); see ``model_zoo.private_training``.
+        federated: for a federated run, the clients (each one's shard size and label balance, never its texts),
+            rounds, clients per round, local epochs, partition and the time per round.
     """
 
     id: str
@@ -71,6 +75,8 @@ class ModelCard:
     created: str = field(default_factory=_utc_now)
     peft: dict[str, Any] | None = None
     merged: bool | None = None
+    privacy: dict[str, Any] | None = None
+    federated: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The card as JSON (entries that do not apply, such as ``peft`` for a plain model, left out)."""

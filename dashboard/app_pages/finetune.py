@@ -13,6 +13,7 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 from dashboard import services, state
 from dashboard.components.jobs import job_from_link, job_panel
 from dashboard.components.privacy import dataset_pii, progress_to
+from dashboard.components.private_training import privacy_curves, privacy_results, privacy_settings
 from dashboard.components.sidebar import md, page_setup
 from dashboard.components.widgets import config_widgets
 from dashboard.report import csv_bytes, finetune_report, finetune_rows
@@ -54,6 +55,7 @@ def _curves(job_id: str, status: dict[str, Any]) -> None:
                           title=dict(text="Validation split: accuracy and macro F1", font=dict(size=13)),
                           legend=dict(orientation="h"))
         right.plotly_chart(fig, width="stretch", key=f"loupe_ft_val_{len(records)}", config={"displayModeBar": False})
+    privacy_curves(job_id, records)  # ε spent (DP); each client's loss per round (federated)
 
 
 def _short(name: object, n: int = 60) -> str:
@@ -109,6 +111,7 @@ def _results(job_id: str) -> None:
         st.caption(f"🔒 {md(redaction_note(redaction))}")
     rows = finetune_rows(metrics)
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    privacy_results(result)
     selection = result.get("selection") or {}
     if selection.get("rule"):
         st.caption(f"Saved weights: {selection['rule']} (step {selection.get('step')}).")
@@ -254,12 +257,16 @@ st.markdown("#### 3 · Training")
 defaults = services.train_defaults(method)
 with st.expander("Hyper-parameters (defaults for this method)"):
     train_cfg = config_widgets(services.TrainConfig, state.ft_train_prefix(method), defaults)
+privacy = privacy_settings(base, method, method_cfg, splits.labels, parts["train"]["size"], train_cfg,
+                           [c for c in cols if c not in (spec.text_column, spec.label_column)]
+                           if spec.source != "rt" else [], csv=spec.source != "rt")
 name = st.text_input("Name for the new model", value=f"{method.replace('_', '-')}-rt" if spec.source == "rt"
                      else f"{method.replace('_', '-')}-custom", help="Letters, digits, '.', '_' and '-'.")
-if st.button("Start fine-tuning", type="primary"):
+if st.button("Start fine-tuning", type="primary", disabled=privacy.blocked is not None,
+             help=privacy.blocked and f"Cannot start: {privacy.blocked}"):
     changed = {k: v for k, v in dataclasses.asdict(train_cfg).items() if v != defaults.get(k)}
     cfg = FinetuneConfig(base=base, method=method, name=name, data=spec, method_config=dataclasses.asdict(method_cfg),
-                         train=changed, publish=False)
+                         train=changed, publish=False, dp=privacy.dp, federated=privacy.federated)
     new_job = _start(cfg, files, redact)
     if new_job:
         st.query_params["job"] = new_job

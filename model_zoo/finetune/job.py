@@ -177,6 +177,10 @@ def run_job(ctx: jobs.JobContext) -> dict[str, Any]:
         raise LoupeError(f"{prep.method.title} saves an adapter that refers to its base, so the base must be on "
                          "disk (store, bundled or a folder), not a hub id.")
     tcfg.max_length = prep.method.max_length(prep.model.config, prep.method_config, tcfg.max_length)
+    if cfg.dp.enabled or cfg.federated.enabled:  # private training runs its own loop, then _finish below
+        from model_zoo.private_training.run import run_private
+
+        return run_private(ctx, cfg, tcfg, prep, splits, started)
     out_dir = ctx.checkpoints
     if ctx.main and ctx.resuming:
         last_complete_checkpoint(out_dir)  # deletes unfinished checkpoints
@@ -205,10 +209,12 @@ def run_job(ctx: jobs.JobContext) -> dict[str, Any]:
 
 
 def _finish(ctx: jobs.JobContext, cfg: FinetuneConfig, tcfg: TrainConfig, prep: Prepared, splits: Splits,
-            trainer: Any, result: Any, resumed_from: int, train_seconds: float, started: float) -> dict[str, Any]:
+            trainer: Any, result: Any, resumed_from: int, train_seconds: float, started: float,
+            card_extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Save into a staging folder, reload it with ``model_zoo.load``, measure, write the card, publish.
 
     The test split is scored here, once, on the model exactly as saved (the selected checkpoint).
+    ``card_extra``: more card entries (private training's ``privacy`` / ``federated``), also in the result.
     """
     job_id = ctx.dir.name
     selection = _selection(tcfg, trainer, int(result.global_step))
@@ -229,7 +235,7 @@ def _finish(ctx: jobs.JobContext, cfg: FinetuneConfig, tcfg: TrainConfig, prep: 
             seed=tcfg.seed, metrics=metrics, selection=selection, train_loss=float(result.training_loss),
             steps=int(result.global_step), resumed_from_step=resumed_from, train_seconds=round(train_seconds, 1),
             seconds=round(time.time() - started, 1), device=str(prep.device), job=job_id,
-            peft=entries.get("peft"), merged=entries.get("merged"))
+            peft=entries.get("peft"), merged=entries.get("merged"), **(card_extra or {}))
         card.write(staging)
         publish_dir_atomic(staging, final)
     shutil.rmtree(ctx.checkpoints, ignore_errors=True)  # the model is saved; checkpoints are only for resuming
@@ -241,7 +247,7 @@ def _finish(ctx: jobs.JobContext, cfg: FinetuneConfig, tcfg: TrainConfig, prep: 
             "metrics": metrics, "selection": selection, "data": card.data, "seconds": card.seconds,
             "train_seconds": card.train_seconds, "steps": card.steps, "train_loss": card.train_loss,
             "resumed_from_step": resumed_from, "trainable": prep.trainable, "total": prep.total,
-            "method": prep.method.name}
+            "method": prep.method.name, **(card_extra or {})}
 
 
 # --- entry points for the page, the command line and the default model ---------------------------------------
