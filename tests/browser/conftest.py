@@ -105,6 +105,8 @@ def _watch(pg):  # type: ignore[no-untyped-def]
         d.dismiss()
 
     pg.on("dialog", _dialog)
+    # The first page of a run waits for the model to load; on a busy 2-core machine that exceeds Playwright's 30 s.
+    pg.set_default_timeout(120_000)
     return pg
 
 
