@@ -10,13 +10,17 @@ privacy changes what the model relies on.
    accuracy per round (centrally: after each epoch), test accuracy, time per round.
 3. **Explanation drift** (``--part drift``): IG and Feature Ablation on S test sentences under the non-private and
    the ε = 3 model, compared as the Compare page does (Spearman and Kendall of word scores, top-k overlap, flipped
-   predictions); for scale, the same between two non-private models that differ only in their seed.
+   predictions); for scale, the same between two non-private runs with different seeds (the seed also draws the
+   N-sentence sample). Uses the models part 1 saved.
 
 Every training run is the real ``finetune`` job in its own process; finished runs are kept in ``--out`` (JSON), so
 an interrupted bench continues where it stopped.
 
     LOUPE_HOME=/tmp/lh-bench-private python bench/private_training.py [--part dp,fed,drift] [--method head_only]
-        [--limit 2000] [--eps 8,3,1] [--fed-limit 1000] [--clients 5] [--rounds 10] [--alpha 0.3] [--drift-n 20]
+        [--limit 2000] [--eps 8,3,1] [--clip-only] [--fed-limit 1000] [--fed-val 500] [--clients 5] [--rounds 10]
+        [--alpha 0.3] [--drift-n 20]
+
+The README's figures: ``--clip-only --fed-limit 500 --fed-val 400`` on a shared 2-core CPU.
 """
 
 from __future__ import annotations
@@ -86,12 +90,16 @@ def part_dp(args: argparse.Namespace, done: dict[str, Any], out: Path) -> None:
              "weight_decay": 0.0, "eval_steps": 0, "save_steps": 0}
     base = {"method": args.method, "limit": args.limit, "train": train}
     rows = []
-    for eps in [0.0] + [float(e) for e in args.eps.split(",")]:
-        name = f"bench-{args.method.replace('_', '-')}-" + (f"dp{eps:g}" if eps else "np")
-        spec = {**base, "name": name, "dp": {"enabled": True, "target_epsilon": eps} if eps else {}}
-        r = _run(spec, done, out)
-        rows.append(["non-private" if not eps else f"ε = {eps:g}", r["test_acc"], r["val_acc"], r["train_s"],
-                     "-" if r["epsilon"] is None else f"{r['epsilon']:.2f}", "-" if r["sigma"] is None else r["sigma"],
+    runs: list[tuple[str, str, dict[str, Any]]] = [("non-private", "np", {})]
+    if args.clip_only:  # the DP loop with clipping but (almost) no noise: what clipping alone costs
+        runs.append(("clipping only (σ = 1e-6)", "cliponly", {"enabled": True, "target_epsilon": 0.0,
+                                                              "noise_multiplier": 1e-6}))
+    runs += [(f"ε = {float(e):g}", f"dp{float(e):g}", {"enabled": True, "target_epsilon": float(e)})
+             for e in args.eps.split(",")]
+    for label, stem, dp in runs:
+        r = _run({**base, "name": f"bench-{args.method.replace('_', '-')}-{stem}", "dp": dp}, done, out)
+        eps = "-" if r["epsilon"] is None else ("huge" if r["epsilon"] > 1e4 else f"{r['epsilon']:.2f}")
+        rows.append([label, r["test_acc"], r["val_acc"], r["train_s"], eps, "-" if r["sigma"] is None else r["sigma"],
                      "-" if r["delta"] is None else f"{r['delta']:g}", r["steps"]])
     print(f"\nDP-SGD: {args.method} on {args.limit} Rotten Tomatoes sentences, {args.epochs:g} epoch, batch "
           f"{args.batch_size}, lr {args.lr:g} (AdamW, no warm-up), clipping norm 1, Poisson sampling, RDP\n")
@@ -179,6 +187,7 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=5e-2)
     parser.add_argument("--eps", default="8,3,1")
+    parser.add_argument("--clip-only", action="store_true", help="also a DP run with clipping and no real noise")
     parser.add_argument("--fed-limit", type=int, default=1000, help="training sentences shared by the clients")
     parser.add_argument("--fed-val", type=int, default=500, help="validation sentences scored after each round")
     parser.add_argument("--clients", type=int, default=5)

@@ -74,6 +74,13 @@ def card_summary(handle: ModelHandle) -> None:
     data = info.get("data")
     if isinstance(data, dict):
         rows.append(("data", data.get("source") or data.get("name")))
+    privacy, federated = info.get("privacy"), info.get("federated")
+    if isinstance(privacy, dict) and isinstance(privacy.get("epsilon"), (int, float)):
+        rows.append(("private training", f"{privacy.get('mechanism')}: ε = {privacy['epsilon']:.2f} at δ = "
+                                         f"{privacy.get('delta')} (explanations are not private)"))
+    if isinstance(federated, dict):
+        rows.append(("federated", f"{federated.get('clients')} clients, {federated.get('rounds')} rounds, "
+                                  f"{(federated.get('partition') or {}).get('kind')} partition"))
     calibrated = info.get("calibration")
     if isinstance(calibrated, dict) and calibrated.get("temperature"):
         rows.append(("temperature", f"{calibrated['temperature']} (fitted on {calibrated.get('fitted_on', '?')})"))
