@@ -13,12 +13,15 @@ import contextlib
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
-from model_zoo import cli, jobs, spec
-from model_zoo.continual.config import SEQUENCES, ContinualConfig, TaskSpec, validate_config
+from model_zoo import cli, jobs, spec, store
+from model_zoo.continual.bundled import BUNDLED
+from model_zoo.continual.config import METHOD_CHOICES, SEQUENCES, ContinualConfig, TaskSpec, validate_config
 from model_zoo.continual.run import run_continual
-from model_zoo.errors import LoupeError
+from model_zoo.errors import DatasetError, LoupeError
+from model_zoo.loading import locate
 from model_zoo.methods import METHODS
 from model_zoo.training import TrainConfig
 
@@ -118,8 +121,83 @@ def format_result(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _cmd(args: argparse.Namespace) -> int:
-    cfg = ContinualConfig() if args.resume else config_from_args(args)
+# --- python -m model_zoo finetune --continue-from MODEL -----------------------------------------------------------
+# The strategy's settings that ``finetune`` offers as flags; the rest (method, name, limit, training) are its own.
+FINETUNE_FLAGS = ("scenario", "replay_size", "replay_sampling", "ewc_lambda", "ewc_gamma", "fisher_samples")
+
+
+def add_finetune_arguments(parser: Any) -> None:
+    """``finetune``'s flags for continuing a store model (``--continue-from`` and the strategy's settings)."""
+    group = parser.add_argument_group(
+        "continuing a model (--continue-from)",
+        "Train a store model on new data (--data) without forgetting what it learned: a continual job whose first "
+        "task is the data the model was trained on (scored, not trained again) and whose second is --data.")
+    group.add_argument("--continue-from", metavar="MODEL", default=None,
+                       help="store id or model folder of a trained classifier to continue")
+    group.add_argument("--strategy", default=None, metavar="S[,S...]",
+                       help="naive, replay, ewc, replay+ewc (comma-separated: run each; default replay)")
+    spec.add_arguments(group, ContinualConfig, skip=[s.name for s in spec.settings(ContinualConfig)
+                                                     if s.name not in FINETUNE_FLAGS], default_none=True)
+
+
+def previous_task(model: str) -> dict[str, Any]:
+    """The task a store model was trained on, from its card, as a :class:`TaskSpec` dict.
+
+    A fine-tuned model's card names its data (``data.spec``: the bundled ``rt`` or a CSV file); a continual model's
+    names its tasks, of which the last is continued. ``LoupeError`` when the card does not say, or the file is gone.
+    """
+    folder, _ = locate(model)
+    data = store.read_card(folder).get("data") or {}
+    if isinstance(data.get("spec"), dict):
+        src = data["spec"]
+        task = {"source": src.get("source", ""), "text_column": src.get("text_column", "text"),
+                "label_column": src.get("label_column", "label")}
+    elif data.get("tasks"):
+        task = {"source": data["tasks"][-1].get("source", "")}
+    else:
+        raise LoupeError(f"The card of {model!r} does not say what data it was trained on, so what it might forget "
+                         "cannot be measured. Name that data yourself: python -m model_zoo continual "
+                         f"--continue-from {model} --tasks OLD.csv,NEW.csv")
+    if task["source"] not in BUNDLED and not Path(task["source"]).expanduser().is_file():
+        raise DatasetError(f"{model!r} was trained on {task['source']}, which is no longer there; name that data "
+                           f"yourself: python -m model_zoo continual --continue-from {model} --tasks OLD.csv,NEW.csv")
+    return task
+
+
+def config_from_finetune_args(args: argparse.Namespace) -> ContinualConfig:
+    """The continual run ``finetune --continue-from MODEL --data NEW ...`` describes."""
+    for flag, given in (("--dp", args.dp_enabled), ("--federated", args.federated_enabled),
+                        ("--redact-pii", args.redact_pii), ("--validation-data", args.validation_source),
+                        ("--test-data", args.test_source)):
+        if given:
+            raise LoupeError(f"{flag} does not combine with --continue-from (a continual job).")
+    if not args.source:
+        raise DatasetError("Name the new data to continue on: --data NEW.csv (or a bundled task: "
+                           f"{', '.join(BUNDLED)}).")
+    old = previous_task(args.continue_from)
+    new = {"source": args.source, **{k: getattr(args, k) for k in ("text_column", "label_column", "test_fraction")
+                                    if getattr(args, k, None) is not None}}
+    if new["source"] == old["source"]:
+        raise DatasetError(f"{args.continue_from!r} was trained on {old['source']} already; --data names new data.")
+    method = args.method or "full"
+    if method not in METHOD_CHOICES:
+        raise LoupeError(f"Continuing a model trains with {' or '.join(METHOD_CHOICES)}, not {method!r}.")
+    values: dict[str, Any] = {
+        **{k: getattr(args, k) for k in FINETUNE_FLAGS if getattr(args, k, None) is not None},
+        "base": args.continue_from, "method": method, "sequence": "", "tasks": [old, new], "first_task": "known",
+        "strategies": [s.strip() for s in (args.strategy or "replay").split(",") if s.strip()],
+        "method_config": spec.parse_assignments(args.set, METHODS.lookup(method).Config, method),
+        "train": spec.from_args(args, TrainConfig, skip=_TRAIN_SKIP), "limit": args.limit or 0,
+        "progress_bar": not (args.quiet or args.json)}
+    if args.name:
+        values.update(name=args.name, publish=args.publish is not False)
+    if args.overwrite:
+        values["overwrite"] = True
+    return ContinualConfig.from_dict(values)
+
+
+def run_and_report(cfg: ContinualConfig, args: argparse.Namespace) -> int:
+    """Run ``cfg`` here (or resume ``args.resume``) and print its matrices, or its JSON with ``--json``."""
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
         job_id, status = run_here(cfg, resume_job=args.resume)
     res = jobs.result(job_id) or {}
@@ -133,3 +211,7 @@ def _cmd(args: argparse.Namespace) -> int:
         return 1
     print(format_result(res))
     return 0
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    return run_and_report(ContinualConfig() if args.resume else config_from_args(args), args)

@@ -67,6 +67,9 @@ def add_cli(sub: Any) -> None:
     p.add_argument("--resume", metavar="JOB_ID", help="continue an interrupted job from its last checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the job's result as JSON (logs go to stderr)")
+    from model_zoo.continual import job as continual_job  # continual builds on finetune: imported when used
+
+    continual_job.add_finetune_arguments(p)
     p.set_defaults(func=_cmd_finetune)
 
 
@@ -114,6 +117,12 @@ def redacted_config(cfg: FinetuneConfig, style: str, quiet: bool = False) -> Fin
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
+    from model_zoo.continual import ContinualConfig
+    from model_zoo.continual import job as continual_job
+
+    if args.continue_from or (args.resume and jobs.status(args.resume).get("kind") == continual_job.KIND):
+        cfg_continual = ContinualConfig() if args.resume else continual_job.config_from_finetune_args(args)
+        return continual_job.run_and_report(cfg_continual, args)
     cfg = FinetuneConfig() if args.resume else config_from_args(args)
     if args.redact_pii and not args.resume:
         cfg = redacted_config(cfg, args.redact_pii, quiet=args.quiet or args.json)

@@ -424,3 +424,57 @@ def test_a_base_that_knows_the_first_task_is_scored_not_trained(tiny_model_dir: 
     assert res["shared"]["first_task_seconds"] < 60
     forced = ContinualConfig.from_dict({**cfg.to_dict(), "first_task": "train"})
     assert jobs.result(run_here(forced)[0])["first_task"] == "trained"
+
+
+def _reviews(path: Path, n: int = 30) -> str:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["review", "sentiment"])
+        writer.writerows([f"film {i} was {'good' if i % 2 else 'bad'}", "positive" if i % 2 else "negative"]
+                         for i in range(n))
+    return str(path)
+
+
+def test_finetune_continue_from_trains_the_new_data_and_scores_the_models_own(
+        tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``finetune --continue-from MODEL --data NEW``: a continual job whose first task is the data on MODEL's card."""
+    import shutil
+
+    model = tmp_path / "reviewer"
+    shutil.copytree(tiny_model_dir, model)
+    old = _reviews(tmp_path / "reviews.csv")
+    store.write_card(model, {"data": {"spec": {"source": old, "text_column": "review", "label_column": "sentiment"}}})
+    new = _csv(tmp_path / "pets.csv", "b", n=30)
+    argv = ["finetune", "--continue-from", str(model), "--data", new, "--method", "full", "--epochs", "1",
+            "--batch-size", "16", "--replay-size", "12", "--quiet"]
+    assert cli.main("model_zoo", "", argv) == 0
+    job = jobs.list_jobs("continual")[0]
+    cfg = jobs.config(job["id"])["config"]
+    assert [t["source"] for t in cfg["tasks"]] == [old, new] and cfg["tasks"][0]["text_column"] == "review"
+    assert (cfg["first_task"], cfg["strategies"], cfg["replay_size"]) == ("known", ["replay"], 12)
+    res = jobs.result(job["id"])
+    assert res is not None and res["first_task"] == "known" and res["order"] == ["replay"]
+    assert "replay: R[i, j]" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("card", "argv", "message"), [
+    ({}, ["--data", "NEW"], "does not say what data"),
+    ({"data": {"spec": {"source": "/gone/old.csv"}}}, ["--data", "NEW"], "no longer there"),
+    ({"data": {"spec": {"source": "rt"}}}, [], "Name the new data"),
+    ({"data": {"spec": {"source": "rt"}}}, ["--data", "rt"], "trained on rt already"),
+    ({"data": {"spec": {"source": "rt"}}}, ["--data", "NEW", "--method", "bitfit"], "full or lora"),
+    ({"data": {"spec": {"source": "rt"}}}, ["--data", "NEW", "--dp"], "does not combine"),
+])
+def test_finetune_continue_from_refuses_what_it_cannot_do(tiny_model_dir: Path, tmp_path: Path, card: dict[str, Any],
+                                                          argv: list[str], message: str,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    model = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, model)
+    store.write_card(model, card)
+    new = _csv(tmp_path / "pets.csv", "b", n=30)
+    assert cli.main("model_zoo", "", ["finetune", "--continue-from", str(model),
+                                      *[new if a == "NEW" else a for a in argv]]) == 2
+    assert message in capsys.readouterr().err
+    assert not jobs.list_jobs("continual")  # refused before a job was made
