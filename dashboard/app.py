@@ -26,6 +26,7 @@ pages = [
     st.Page(PAGES / "evaluate.py", title="Evaluate explainers", icon=":material/leaderboard:", url_path="evaluate"),
     st.Page(PAGES / "errors.py", title="Error analysis", icon=":material/rule:", url_path="errors"),
     st.Page(PAGES / "models.py", title="Models", icon=":material/inventory_2:", url_path="models"),
+    st.Page(PAGES / "prompts.py", title="Prompt playground", icon=":material/edit_note:", url_path="prompts"),
 ]
 # Each page draws the shared sidebar itself (dashboard.components.sidebar.page_setup), so a page also
 # works when run on its own, as AppTest does after the first run.

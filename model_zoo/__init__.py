@@ -17,7 +17,7 @@ from model_zoo.loading import BASE_ENCODER_ID, load, resolve_device
 from model_zoo.paths import loupe_home
 
 # Modules that register how their model-card entries load (``loading.BUILDERS`` / ``FINISHERS``).
-from model_zoo import compression, methods  # noqa: E402,F401  isort: skip
+from model_zoo import compression, methods, prompting  # noqa: E402,F401  isort: skip
 
 DEFAULT_MODEL_ID = "rt-sentiment-minilm"
 

@@ -43,6 +43,10 @@ Builder = Callable[[Path, dict[str, Any], Any, str], Any]  # (folder, card, conf
 Finisher = Callable[[Any, dict[str, Any], torch.device], Any]  # (model, card, device) -> model
 BUILDERS: Registry[Builder] = Registry("model card builder", ModelLoadError)
 FINISHERS: Registry[Finisher] = Registry("model card finisher", ModelLoadError)
+# A card entry whose owner builds the whole handle itself: a prompt classifier is a language model plus a template,
+# not a classifier folder (``prompt``). Called with (folder, card, device, load()'s options).
+Loader = Callable[[Path, dict[str, Any], torch.device, dict[str, Any]], ModelHandle]
+LOADERS: Registry[Loader] = Registry("model card loader", ModelLoadError)
 
 
 def card_temperature(card: dict[str, Any]) -> float:
@@ -250,6 +254,10 @@ def load(
     dev = resolve_device(device)
     torch_dtype = _resolve_dtype(dtype, dev)
     card = store.read_card(folder) if folder is not None else {}
+    loader = next((LOADERS[k] for k in LOADERS if card.get(k)), None) if folder is not None else None
+    if loader is not None and folder is not None:
+        return loader(folder, card, dev, {"dtype": dtype, "allow_untrained": allow_untrained, "labels": labels,
+                                          "attn_implementation": attn_implementation, "source": source})
     name = str(model_id_or_path)
     # How messages name the model: hosted, a folder goes by its root-relative name, never its server path.
     label = hosting.display_name(folder) if folder is not None and source == "local" else name
