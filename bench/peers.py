@@ -1,6 +1,6 @@
 """Loupe's explanation panel against ferret-xai and transformers-interpret, on the same sentences and model.
 
-    .venv/bin/python bench/peers.py [--n 10] [--model PATH] [--threads N]
+    .venv/bin/python bench/peers.py [--n 10] [--model PATH] [--threads N] [--methods shap,lime,...]
 
 The peers live in their own virtual environment, ``LOUPE_HOME/peers-venv``, built on the first run (a few
 minutes; rebuilt when the pins below change): torch first (2.13.0, the local CPU build, as in Loupe), then
@@ -19,8 +19,8 @@ falls on all of them alike. Settings, matched to ferret's defaults (ferret/expla
   words.
 - Saliency: ferret sums |gradient| over the embedding (Loupe ``norm="l1"``); Gradient x Input as is.
 - IG: 50 steps, Gauss-Legendre, [PAD] baseline between [CLS] and [SEP], x input (ferret
-  ``multiply_by_inputs=True``); transformers-interpret's ``SequenceClassificationExplainer`` at its defaults
-  (the same, but on the word embeddings).
+  ``multiply_by_inputs=True``); Loupe ``first_steps=0`` (always all 50, no early stop); transformers-interpret's
+  ``SequenceClassificationExplainer`` at its defaults (the same, but on the word embeddings).
 
 Batching is each tool's own: ferret sends 8 texts a pass, Loupe's handle picks its batch size.
 Table: mean seconds per sentence; Loupe/ferret is Loupe's total over ferret's, ``median ratio`` the median
@@ -100,8 +100,9 @@ class Worker:
 def loupe_config(handle, method: str, text: str):  # type: ignore[no-untyped-def]
     """Loupe's config for ``method`` matched to ferret's defaults (see the module docstring)."""
     n_tokens = len(handle.tokenizer(text, truncation=True)["input_ids"])
-    settings = {"shap": {"max_evals": 500}, "lime": {"num_samples": min(n_tokens**2, 5000), "perturbation": "mask"},
-                "saliency": {"norm": "l1"}, "ig": {"n_steps": 50}}.get(method, {})
+    settings = {"shap": {"max_evals": 500, "perturbation": "mask"},
+                "lime": {"num_samples": min(n_tokens**2, 5000), "perturbation": "mask"},
+                "saliency": {"norm": "l1"}, "ig": {"n_steps": 50, "first_steps": 0}}.get(method, {})
     return explainers.get(method).Config(**settings)
 
 
@@ -110,7 +111,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10, help="sentences")
     parser.add_argument("--model", default=None, help="model folder or store id (default: the default model)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads, all tools")
+    parser.add_argument("--methods", default=",".join(PANEL), help="a part of the panel (the panel row sums these)")
     args = parser.parse_args()
+    methods = tuple(m for m in PANEL if m in args.methods.split(","))
     python = peers_python()
     torch.set_num_threads(args.threads)
     handle = default_handle(args.model)
@@ -127,25 +130,26 @@ def main() -> None:
         explainer.explain(handle, text, target, config)
         return time.perf_counter() - start
 
-    jobs = [(m, tool) for m in PANEL for tool in ("loupe", *(t for t in peers if m in peers[t].info["methods"]))]
+    jobs = [(m, tool) for m in methods for tool in ("loupe", *(t for t in peers if m in peers[t].info["methods"]))]
     for method, tool in jobs:  # warm-up
         run(tool, method, texts[0], targets[0])
     secs: dict[tuple[str, str], list[float]] = {job: [] for job in jobs}  # per sentence
     for i, (text, target) in enumerate(zip(texts, targets)):
-        for method in PANEL:
+        for method in methods:
             tools = [tool for m, tool in jobs if m == method]
             for tool in tools[i % len(tools):] + tools[: i % len(tools)]:  # a different tool first each sentence
                 secs[method, tool].append(run(tool, method, text, target))
     for worker in peers.values():
         worker.close()
 
-    secs["panel", "ferret"], secs["panel", "loupe"] = ([sum(s) for s in zip(*(secs[m, tool] for m in PANEL))]
+    secs["panel", "ferret"], secs["panel", "loupe"] = ([sum(s) for s in zip(*(secs[m, tool] for m in methods))]
                                                       for tool in ("ferret", "loupe"))
     rows = [{"explainer": m, "ferret s": statistics.mean(secs[m, "ferret"]),
              "Loupe s": statistics.mean(secs[m, "loupe"]),
              "Loupe/ferret": sum(secs[m, "loupe"]) / sum(secs[m, "ferret"]),
              "median ratio": statistics.median(a / b for a, b in zip(secs[m, "loupe"], secs[m, "ferret"])),
-             "t-interpret s": statistics.mean(secs[m, "ti"]) if (m, "ti") in secs else "-"} for m in (*PANEL, "panel")]
+             "t-interpret s": statistics.mean(secs[m, "ti"]) if (m, "ti") in secs else "-"}
+            for m in (*methods, "panel")]
     info = peers["ferret"].info
     print(f"{len(texts)} sentences, {handle.id}, device {handle.device}, {args.threads} threads; peers: torch "
           f"{info['torch']}, transformers {info['transformers']}; Loupe: torch {torch.__version__}")

@@ -7,6 +7,7 @@ instead of a prediction pass plus a gradient pass.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,13 +29,20 @@ class GradientXInputConfig:
     pass
 
 
+# model -> its embedding layer (or None): found once per model object rather than by walking its modules on
+# every explanation.
+_EMBEDDING_LAYERS: weakref.WeakKeyDictionary[Any, torch.nn.Module | None] = weakref.WeakKeyDictionary()
+
+
 def embedding_layer(model: Any) -> torch.nn.Module | None:
     """The module whose output is the model's input representation: word + position + type embeddings,
     after their LayerNorm (BERT's ``embeddings``, DistilBERT's, RoBERTa's ...); None if there is none."""
-    for module in model.modules():
-        if isinstance(getattr(module, "word_embeddings", None), torch.nn.Embedding):
-            return module
-    return None
+    if model in _EMBEDDING_LAYERS:
+        return _EMBEDDING_LAYERS[model]
+    found = next((module for module in model.modules()
+                  if isinstance(getattr(module, "word_embeddings", None), torch.nn.Embedding)), None)
+    _EMBEDDING_LAYERS[model] = found
+    return found
 
 
 def _embeds(handle: ModelHandle, enc: Encoded) -> torch.Tensor:

@@ -13,10 +13,13 @@ from model_zoo.handle import Encoded, ModelHandle
 
 @dataclass
 class ShapConfig:
-    max_evals: int = field(default=300, metadata={"help": "Masked texts to evaluate (more: finer detail)",
+    max_evals: int = field(default=500, metadata={"help": "Masked texts to evaluate (more: finer detail)",
                                                   "min": 10, "max": 20000, "hosted_max": 2000})
     batch_size: int = field(default=64, metadata={"help": "Masked texts per model pass", "min": 1, "max": 1024,
                                                   "hosted_max": 128})
+    perturbation: str = field(default="mask", metadata={
+        "help": "What happens to a hidden token: replaced by [MASK] (shap's text masker) or deleted (as the "
+                "faithfulness metrics and LIME do)", "choices": ["mask", "delete"]})
 
 
 @registered
@@ -40,6 +43,11 @@ class PartitionShap(BaseExplainer):
         # a copy of its own (a fast tokenizer is not safe to share between threads).
         with handle.private_tokenizer() as tokenizer:
             masker = shap.maskers.Text(tokenizer)
+            if config.perturbation == "delete":
+                # An empty mask token makes the masker drop hidden tokens (it joins the rest single-spaced). Set
+                # after construction: given to the constructor, "" is tokenized for an id, which fails for a
+                # tokenizer that adds no special tokens (a prompt classifier's).
+                masker.mask_token, masker.collapse_mask_token = "", True
             explainer = shap.Explainer(lambda xs: handle.predict_proba(list(xs)), masker,
                                        algorithm="partition", output_names=handle.label_names)
             sv = explainer([explained], max_evals=config.max_evals, batch_size=config.batch_size, silent=True)

@@ -47,6 +47,15 @@ def test_faithful_explainer_ranks_the_trigger_first(ground_truth_handle, name: s
         assert a.top_words(1)[0].text == trigger, (name, text, [(w.text, round(w.score, 4)) for w in a.words])
 
 
+@pytest.mark.parametrize("name", FAITHFUL)
+def test_faithful_explainer_at_its_defaults_ranks_the_trigger_first(ground_truth_handle, name: str) -> None:  # type: ignore[no-untyped-def]
+    """What a user gets without touching a setting (budgets that stop early included) finds the planted word."""
+    for text, label in zip(SENTENCES[:3], LABELS[:3]):
+        a = REGISTRY[name].explain(ground_truth_handle, text)
+        trigger = next(w for w in text.split() if w in GT_TRIGGERS)
+        assert a.target == label and a.top_words(1)[0].text == trigger, (name, text)
+
+
 def test_gradient_x_input_multiplies_the_embedding_layer_output(ground_truth_handle) -> None:  # type: ignore[no-untyped-def]
     """By hand: d p(target) / d e . e with e the embedding module's output (word + position + type, LayerNorm)."""
     h = ground_truth_handle
