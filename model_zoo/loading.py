@@ -49,6 +49,22 @@ Loader = Callable[[Path, dict[str, Any], torch.device, dict[str, Any]], ModelHan
 LOADERS: Registry[Loader] = Registry("model card loader", ModelLoadError)
 
 
+def require_own_weights(model: str, action: str) -> None:
+    """Refuse ``action`` (``"fine-tune"``, ``"compress"``...) on a model whose card's owner builds the whole handle
+    (a prompt classifier: a language model and a prompt, no classifier head or weights of its own).
+
+    Raises:
+        ModelLoadError: such a model (or one that cannot be found: :func:`locate`'s errors).
+    """
+    folder, _ = locate(model)
+    card = store.read_card(folder)
+    kind = next((k for k in LOADERS if card.get(k)), None)
+    if kind is not None:
+        raise ModelLoadError(f"{model} is a {kind} classifier (a language model with a {kind}, no classifier head or "
+                             f"weights of its own), so Loupe cannot {action} it; edit its {kind} on the Prompt "
+                             "playground page, or pick a fine-tuned model.")
+
+
 def card_temperature(card: dict[str, Any]) -> float:
     """The temperature a card's ``calibration`` entry records (1.0 when none, or when it is not a usable number)."""
     value = (card.get("calibration") or {}).get("temperature") if isinstance(card.get("calibration"), dict) else None

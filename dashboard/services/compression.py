@@ -11,6 +11,7 @@ from dashboard.services.session import owner
 from explainers.compression_report import CompressConfig
 from model_zoo import engine, jobs, resolve_device, spec
 from model_zoo.compression import VariantSpec, available_variants, publish_variant
+from model_zoo.loading import require_own_weights
 from model_zoo.spec import Setting
 
 
@@ -42,7 +43,7 @@ def start_compression(config: dict[str, Any], run_on: dict[str, Any] | None = No
     """
     device = device_type()
     config = {**config, "device": device if device != "mps" else "cpu"}
-    spec.build(CompressConfig, config, "compress")
+    require_own_weights(spec.build(CompressConfig, config, "compress").model, "compress")
     return jobs.start("compress", {**config, "engine": dataclasses.asdict(engine.config(run_on))}, owner=owner())
 
 

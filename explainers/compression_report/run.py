@@ -47,6 +47,7 @@ from model_zoo.compression import (
     save_variant,
 )
 from model_zoo.data import TextDataset, rotten_tomatoes
+from model_zoo.loading import require_own_weights
 
 COLUMNS = ("variant", "accuracy_b1", "accuracy_b32", "f1_macro_b32", "agreement_b1", "agreement_b32", "p50_ms_b1",
            "p95_ms_b1", "p50_ms_b32", "p95_ms_b32", "throughput_per_s", "size_mb", "parameters",
@@ -126,6 +127,7 @@ def run_compression(config: CompressConfig | dict[str, Any], workdir: Path | Non
             progress(min(step[0], n_steps) / n_steps, message)
 
     tick(f"loading {cfg.model}")
+    require_own_weights(cfg.model, "compress")
     attn = "eager" if "attention" in cfg.methods else "sdpa"
     source = load(cfg.model, device=cfg.device, attn_implementation=attn)
     original = make_variant(source, "original")

@@ -12,7 +12,7 @@ from model_zoo.continual.bundled import BUNDLED
 from model_zoo.continual.heads import SCENARIOS
 from model_zoo.continual.replay import SAMPLING
 from model_zoo.errors import DatasetError, LoupeError
-from model_zoo.loading import BASE_ENCODER_ID
+from model_zoo.loading import BASE_ENCODER_ID, require_own_weights
 from model_zoo.methods import METHODS
 from model_zoo.spec import setting
 from model_zoo.training import TrainConfig
@@ -133,6 +133,7 @@ def validate_config(cfg: ContinualConfig, check_names: bool = True) -> Continual
     spec.check(cfg, SCOPE)
     METHODS.lookup(cfg.method).config(cfg.method_config)
     cfg.train_config()
+    require_own_weights(cfg.base, "continue training")
     if not cfg.strategies:
         raise LoupeError("Pick at least one strategy (naive, replay, ewc, replay+ewc).")
     unknown = [s for s in cfg.strategies if s not in STRATEGIES]

@@ -21,7 +21,7 @@ from model_zoo.continual.bundled import BUNDLED
 from model_zoo.continual.config import METHOD_CHOICES, SEQUENCES, ContinualConfig, TaskSpec, validate_config
 from model_zoo.continual.run import run_continual
 from model_zoo.errors import DatasetError, LoupeError
-from model_zoo.loading import locate
+from model_zoo.loading import locate, require_own_weights
 from model_zoo.methods import METHODS
 from model_zoo.training import TrainConfig
 
@@ -174,6 +174,7 @@ def config_from_finetune_args(args: argparse.Namespace) -> ContinualConfig:
     if not args.source:
         raise DatasetError("Name the new data to continue on: --data NEW.csv (or a bundled task: "
                            f"{', '.join(BUNDLED)}).")
+    require_own_weights(args.continue_from, "continue training")
     old = previous_task(args.continue_from)
     new = {"source": args.source, **{k: getattr(args, k) for k in ("text_column", "label_column", "test_fraction")
                                     if getattr(args, k, None) is not None}}

@@ -11,7 +11,7 @@ from typing import Any
 from model_zoo import spec, store
 from model_zoo.data import SPLIT_SEED
 from model_zoo.errors import DatasetError, LoupeError
-from model_zoo.loading import BASE_ENCODER_ID
+from model_zoo.loading import BASE_ENCODER_ID, require_own_weights
 from model_zoo.methods import METHODS
 from model_zoo.private_training.config import DPConfig, FederatedConfig, check_private
 from model_zoo.spec import setting
@@ -107,6 +107,7 @@ def validate_config(cfg: FinetuneConfig, check_name: bool = True) -> FinetuneCon
     method.config(cfg.method_config)
     cfg.train_config()
     check_private(cfg)
+    require_own_weights(cfg.base, "fine-tune")
     if cfg.publish or cfg.name:
         if not store.valid_id(cfg.name) or cfg.name == BASE_ENCODER_ID:
             raise LoupeError(f"{cfg.name!r} is not a usable model name (letters, digits, '.', '_', '-').")

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.browser
 TIMEOUT = 180_000  # ms; a loaded 2-core machine runs the app, Chromium and the explainers at once
 # url path of each page ("" is the default page, Explain); "compress" is checked when the app has it
 PAGES = {"explain": "", "compare": "compare", "finetune": "finetune", "evaluate": "evaluate", "models": "models",
-         "compress": "compress", "errors": "errors", "continual": "continual"}
+         "compress": "compress", "errors": "errors", "continual": "continual", "prompts": "prompts"}
 OPTIONAL = {"compress"}
 ALL_FOUR = "ig,shap,lime,attention"
 FAST = "ig,lime,attention"

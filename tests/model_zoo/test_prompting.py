@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from model_zoo import LoupeError, ModelLoadError, load, prompting, store
+from model_zoo import LoupeError, ModelLoadError, jobs, load, prompting, store
 from model_zoo.prompting import Demonstration, PromptTemplate
 from model_zoo.prompting.template import DemonstrationError, PromptError, TemplateError, VerbaliserError
 
@@ -378,3 +378,19 @@ def test_a_training_loop_gets_a_clear_refusal(tiny_lm_dir: Path) -> None:
     enc = h.encode("a dull film")
     with pytest.raises(PromptError, match="no classifier head to train"):
         h.model(input_ids=enc.input_ids, attention_mask=enc.attention_mask, labels=torch.tensor([0]))
+
+
+def test_fine_tune_continue_and_compress_refuse_a_prompt_classifier_before_any_job(tiny_lm_dir: Path) -> None:
+    from explainers.compression_report.run import run_compression
+    from model_zoo.continual import ContinualConfig
+    from model_zoo.continual import validate_config as validate_continual
+    from model_zoo.finetune.config import FinetuneConfig, validate_config
+
+    prompting.save("refused-prompt", PromptTemplate(), str(tiny_lm_dir))
+    with pytest.raises(ModelLoadError, match="prompt classifier.*cannot fine-tune it"):
+        validate_config(FinetuneConfig(base="refused-prompt", name="x"))
+    with pytest.raises(ModelLoadError, match="cannot continue training it"):
+        validate_continual(ContinualConfig(base="refused-prompt", sequence="party"))
+    with pytest.raises(ModelLoadError, match="cannot compress it"):
+        run_compression({"model": "refused-prompt", "variants": ["int8"]})
+    assert not jobs.list_jobs()
