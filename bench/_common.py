@@ -14,11 +14,13 @@ sys.path.insert(0, str(ROOT))
 
 def default_handle(model: str | None = None):  # type: ignore[no-untyped-def]
     """``model`` (a folder or store id) if given, else the default model from LOUPE_HOME's store, built first
-    if missing."""
-    from model_zoo import load
+    if missing; its ONNX Runtime forward pass prepared before any timing (``LOUPE_ONNX=off``: PyTorch only)."""
+    from model_zoo import load, onnx_forward
     from model_zoo.recipe import prepare
 
-    return load(model or str(prepare()), device=os.environ.get("LOUPE_DEVICE", "auto"))
+    handle = load(model or str(prepare()), device=os.environ.get("LOUPE_DEVICE", "auto"))
+    print(f"predictions: {onnx_forward.prepare(handle.model, handle.device)}", file=sys.stderr)
+    return handle
 
 
 def table(rows: list[dict], floatfmt: str = "{:.3f}") -> str:  # type: ignore[type-arg]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from model_zoo import onnx_forward
 from model_zoo.concurrency import ModelGate, Notify, gate_for
 from model_zoo.errors import EmptyTextError
 
@@ -50,6 +51,10 @@ _METERS: contextvars.ContextVar[tuple[Meter, ...]] = contextvars.ContextVar("lou
 _MEMO: contextvars.ContextVar[dict[int, dict[str, np.ndarray]] | None] = contextvars.ContextVar("loupe_memo",
                                                                                                  default=None)
 
+
+# Texts in one predict_proba call from which the ONNX Runtime forward pass is prepared (perturbation explainers,
+# metrics, evaluations; not a page's single prediction or a training loop's model).
+FAST_FORWARD_MIN_TEXTS = 16
 
 # Per model object: is_quantized(model), as ModelHandle.is_quantized last found it.
 _QUANTIZED: weakref.WeakKeyDictionary[torch.nn.Module, bool] = weakref.WeakKeyDictionary()
@@ -258,6 +263,9 @@ class ModelHandle:
     def _predict(self, texts: list[str], bs: int) -> np.ndarray:
         out = np.zeros((len(texts), self.num_labels), dtype=np.float64)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        if len(texts) >= FAST_FORWARD_MIN_TEXTS:  # perturbation-scale work: worth a faster forward pass
+            self.prepare_fast_forward()
+        fast = onnx_forward.session_for(self.model)
         # Shared use batch by batch: a hook-based explainer waiting for the model goes in between batches.
         with torch.inference_mode():
             for start in range(0, len(order), bs):
@@ -267,9 +275,22 @@ class ModelHandle:
                         enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                                              max_length=self.max_length, return_tensors="pt").to(self.device)
                     self._count(enc["input_ids"].shape)
-                    logits = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
+                    if fast is not None:
+                        logits = fast.logits(enc["input_ids"], enc["attention_mask"])
+                    else:
+                        logits = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
                 out[idx] = torch.softmax(logits.float() / self.temperature, dim=-1).cpu().numpy()
         return out
+
+    def prepare_fast_forward(self) -> None:
+        """Start preparing the ONNX Runtime forward pass for this model's predictions, in the background
+        (:mod:`model_zoo.onnx_forward`; once per model object; ``LOUPE_ONNX=off`` turns it off)."""
+        onnx_forward.prepare_in_background(self.model, self.device)
+
+    @property
+    def forward_path(self) -> str:
+        """How predictions run: ``onnxruntime``, ``preparing``, or ``pytorch: <why>``."""
+        return onnx_forward.status(self.model)
 
     @contextlib.contextmanager
     def remember(self) -> Iterator[None]:

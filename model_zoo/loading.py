@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from model_zoo import hosting, store
+from model_zoo import hosting, onnx_forward, store
 from model_zoo.errors import (
     CustomCodeError,
     HubUnavailableError,
@@ -376,6 +376,7 @@ def load(
         **{k: v for k, v in card.items() if k not in ("id", "labels")},
     }
     info_out = hosting.scrub(info_out, keep=("path",))  # hosted: cards shown to people carry no server path
+    onnx_forward.allow(model)  # its first perturbation-scale prediction prepares the ONNX Runtime path
     return ModelHandle(
         model=model,
         tokenizer=tokenizer,

@@ -12,6 +12,9 @@ import torch
 from model_zoo.loading import bundled_encoder_path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before huggingface_hub reads it: no test touches the network
+# PyTorch predictions by default: an ONNX export per loaded model would cost seconds each; the ONNX Runtime path has
+# its own tests (tests/model_zoo/test_onnx_forward.py), which turn it on.
+os.environ["LOUPE_ONNX"] = "off"
 _ORIGINAL_HOME = os.environ.get("LOUPE_HOME")  # before the autouse fixture points it at a temp folder
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 

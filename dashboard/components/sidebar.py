@@ -176,7 +176,8 @@ def model_sidebar() -> ModelHandle | None:
             st.session_state.pop(state.MODEL_ERROR, None)
         if handle is not None:
             st.caption(f"Device: **{md(handle.device)}** · {md(str(handle.dtype).replace('torch.', ''))} · "
-                       f"max {handle.max_length} tokens")
+                       f"max {handle.max_length} tokens"
+                       + (" · predictions on ONNX Runtime" if handle.forward_path == "onnxruntime" else ""))
             card_summary(handle)
     return handle
 
