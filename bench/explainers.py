@@ -4,9 +4,10 @@ Per explainer: median wall time, median model passes, the floor and the ratio ti
 sentences). The floor replays, right after each explanation, bare passes of exactly the shapes the handle's
 meter recorded for it (batch size, padded length, gradients or not) on random token ids: a forward under
 ``inference_mode``, or for a gradient pass a forward and a backward of the target probability to the input
-embeddings. So the floor is what the same model work costs with no explainer around it, and a ratio near 1
-means the explainer's time is model time. On a loaded machine use ``--repeat 3``: time the other processes
-take only ever adds, so the fastest of a few runs is the steadiest estimate of each.
+embeddings (a pass the explainer made on ONNX Runtime replayed there). So the floor is what the
+same model work costs with no explainer around it, and a ratio near 1 means the explainer's time is model time.
+On a loaded machine use ``--repeat 3``: time the other processes take only ever adds, so the fastest of a few runs
+is the steadiest estimate of each.
 
     python bench/explainers.py [--n 20] [--methods ig,shap,...] [--model PATH] [--repeat 1]
 """
@@ -21,6 +22,7 @@ import torch
 from _common import default_handle, table
 
 import explainers
+from model_zoo import onnx_forward
 from model_zoo.data import rotten_tomatoes
 from model_zoo.handle import PassShape
 
@@ -32,6 +34,7 @@ def _bare_seconds(handle, shapes: list[PassShape], target: int) -> float:  # typ
     inputs = [torch.randint(min(1000, vocab - 1), vocab, (s.batch, s.seq_len), generator=gen).to(handle.device)
               for s in shapes]
     model, embed = handle.model, handle.model.get_input_embeddings()
+    fast = onnx_forward.session_for(model)  # gradient-free passes run where predict_proba runs them
     start = time.perf_counter()
     for s, ids in zip(shapes, inputs):
         mask = torch.ones_like(ids)
@@ -39,6 +42,8 @@ def _bare_seconds(handle, shapes: list[PassShape], target: int) -> float:  # typ
             x = embed(ids).detach().requires_grad_()
             probs = torch.softmax(model(inputs_embeds=x, attention_mask=mask).logits.float(), dim=-1)
             torch.autograd.grad(probs[:, target].sum(), x)
+        elif s.onnx and fast is not None:
+            fast.logits(ids, mask)
         else:
             with torch.inference_mode():
                 model(input_ids=ids, attention_mask=mask)

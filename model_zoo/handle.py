@@ -29,6 +29,7 @@ class PassShape:
     batch: int  # texts in the batch
     seq_len: int  # tokens per text, padding included
     grad: bool  # autograd was on (the caller may backpropagate through it)
+    onnx: bool = False  # ran on ONNX Runtime (model_zoo.onnx_forward), not PyTorch
 
 
 class Meter(list[int]):
@@ -136,9 +137,9 @@ class ModelHandle:
             if shape is not None:
                 meter.shapes.extend([shape] * n)
 
-    def _count(self, input_shape: Sequence[int]) -> None:
+    def _count(self, input_shape: Sequence[int], onnx: bool = False) -> None:
         """Count one pass over a ``(batch, seq, ...)`` input; autograd state as the model will see it."""
-        self.count_pass(shape=PassShape(int(input_shape[0]), int(input_shape[1]), torch.is_grad_enabled()))
+        self.count_pass(shape=PassShape(int(input_shape[0]), int(input_shape[1]), torch.is_grad_enabled(), onnx))
 
     @contextlib.contextmanager
     def meter(self) -> Iterator[Meter]:
@@ -234,12 +235,17 @@ class ModelHandle:
         inputs = inputs_embeds if inputs_embeds is not None else input_ids
         if inputs is None:
             raise ValueError("forward_probs needs input_ids or inputs_embeds.")
-        self._count(inputs.shape)
-        if inputs_embeds is not None:
-            out = self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask)
+        # No gradient wanted (Feature Ablation's passes, IG's prediction pass): ONNX Runtime when it is ready.
+        fast = onnx_forward.session_for(self.model) if inputs_embeds is None and not torch.is_grad_enabled() else None
+        self._count(inputs.shape, onnx=fast is not None)
+        if fast is not None and input_ids is not None:
+            mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
+            logits = fast.logits(input_ids, mask).to(self.device)
+        elif inputs_embeds is not None:
+            logits = self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask).logits
         else:
-            out = self.model(input_ids=input_ids, attention_mask=attention_mask)
-        return torch.softmax(out.logits.float() / self.temperature, dim=-1)
+            logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+        return torch.softmax(logits.float() / self.temperature, dim=-1)
 
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         """Class probabilities, shape ``(len(texts), num_labels)``, in input order.
@@ -274,7 +280,7 @@ class ModelHandle:
                     with self._tokenizer_lock:
                         enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                                              max_length=self.max_length, return_tensors="pt").to(self.device)
-                    self._count(enc["input_ids"].shape)
+                    self._count(enc["input_ids"].shape, onnx=fast is not None)
                     if fast is not None:
                         logits = fast.logits(enc["input_ids"], enc["attention_mask"])
                     else:

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 ENV = "LOUPE_ONNX"
 TOLERANCE = 1e-5  # largest difference of a class probability from PyTorch's on the probe batch
 OPSET = 18
+KEEP = 16  # exports kept in LOUPE_HOME/onnx (the most recently used; about 90 MB each for MiniLM)
 
 
 def enabled() -> bool:
@@ -181,6 +182,13 @@ def export(model: torch.nn.Module, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _prune(folder: Path) -> None:
+    """Remove all but the :data:`KEEP` most recently used exports (a shared server fine-tunes many models)."""
+    files = sorted(folder.glob("*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in files[KEEP:]:
+        old.unlink(missing_ok=True)
+
+
 def check(forward: OnnxForward, model: torch.nn.Module, vocab: int, temperature: float = 1.0) -> float:
     """The largest difference of a class probability between the session and PyTorch on a probe batch."""
     gen = torch.Generator().manual_seed(0)
@@ -214,8 +222,11 @@ def prepare(model: torch.nn.Module, device: torch.device, copy: torch.nn.Module 
         import onnxruntime as ort
 
         path = loupe_home() / "onnx" / f"{digest(source)}.onnx"
-        if not path.is_file():
+        if path.is_file():
+            path.touch()  # recently used: kept by _prune
+        else:
             export(source, path)
+            _prune(path.parent)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
