@@ -50,10 +50,13 @@ class Attention(BaseExplainer):
     Config = AttentionConfig
     signed = False
     claims_faithfulness = False  # attention weights are not an account of the decision
-    description = ("What the model attends to: rollout follows attention from the [CLS] token through all "
-                   "layers. Attention is not an explanation of the decision; compare it with the others.")
+    description = ("What the model attends to: rollout follows attention from the [CLS] token (a prompt "
+                   "classifier: the answer position) through all layers. Attention is not an explanation of the "
+                   "decision; compare it with the others.")
 
     def supports(self, handle: ModelHandle) -> bool:
+        if hasattr(handle.model, "attention_readout"):  # a prompt classifier: an eager pass on request
+            return True
         # A method that prepends tokens (prompt tuning) leaves attention rows out of line with the text's tokens.
         method = METHODS.get(str((handle.info.get("peft") or {}).get("type")))
         return handle.attn_implementation == "eager" and not (method is not None and method.adds_tokens)
@@ -63,17 +66,28 @@ class Attention(BaseExplainer):
         # One pass gives the probabilities and the attention weights.
         probs, att = handle.forward_attentions(enc.input_ids, enc.attention_mask)
         target = int(np.argmax(probs[0])) if target is None else target
-        return probs[0], target, *self._rollout(att[:, 0], enc, config)
+        # Which row the decision reads and which columns are the text: [CLS] and every token for an encoder; a
+        # prompt classifier's answer position and the text inside its prompt (the model says).
+        readout = getattr(handle.model, "attention_readout", None)
+        n = int(enc.input_ids.shape[1])
+        row, start, end = readout(n) if readout is not None else (0, 0, n)
+        return probs[0], target, *self._rollout(att[:, 0], enc, config, row, start, end)
 
-    def _rollout(self, att: np.ndarray, enc: Encoded, config: Any) -> tuple[np.ndarray, dict[str, Any]]:
-        """Rollout scores from attention weights ``(layers, heads, seq, seq)``."""
+    def _rollout(self, att: np.ndarray, enc: Encoded, config: Any, row: int = 0, start: int = 0,
+                 end: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Rollout scores from attention weights ``(layers, heads, seq, seq)``: what position ``row`` (the one
+        the head reads) draws on, through all layers, at the text's positions ``start:end``."""
         if config.start_layer >= att.shape[0]:
             raise ExplainerError(f"start_layer {config.start_layer} >= the model's {att.shape[0]} layers.")
+        end = att.shape[-1] if end is None else end
         roll = rollout(att, config.residual, config.start_layer)
-        scores = roll[0].copy()  # what [CLS], which the head reads, draws on
+        scores = roll[row, start:end].copy()
         scores[np.asarray(enc.special)] = 0.0
-        return scores, {"attentions": att.astype(np.float32)}
-
+        if (start, end) != (0, att.shape[-1]) and scores.sum() > 0:
+            # Inside a prompt nearly all of the mass sits on the template (a causal LM's first token draws most
+            # attention: ~1e-7 is left for a review's words in SmolLM2): the text's share of it, summing to 1.
+            scores = scores / scores.sum()
+        return scores, {"attentions": att[:, :, start:end, start:end].astype(np.float32)}
 
 # --- bertviz, offline ------------------------------------------------------------------------------
 

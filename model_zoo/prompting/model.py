@@ -55,7 +55,8 @@ class _Backbone(nn.Module):
 
 @dataclass
 class PromptOutput:
-    """What a call returns: label log-probabilities (``logits``, shape ``(batch, labels)``); no attentions."""
+    """What a call returns: label log-probabilities (``logits``, shape ``(batch, labels)``); with
+    ``output_attentions``, the attention weights over the whole prompt (one per layer, ``(1, heads, S, S)``)."""
 
     logits: torch.Tensor
     attentions: tuple[torch.Tensor, ...] | None = None
@@ -64,6 +65,9 @@ class PromptOutput:
 def _fingerprint(module: nn.Module) -> tuple[tuple[int, int], ...]:
     """Changes whenever a weight is written in place or moved (storage and version counter of each)."""
     return tuple((p.data_ptr(), p._version) for p in module.parameters())
+
+
+_EAGER_SWITCH = threading.Lock()  # one attention pass at a time switches an LM to eager attention
 
 
 class PromptedLM(nn.Module):
@@ -227,10 +231,42 @@ class PromptedLM(nn.Module):
                                                                             device=inputs_embeds.device)
         keep = mask.bool()
         rows = [inputs_embeds[i][keep[i]] for i in range(inputs_embeds.shape[0])]
-        log_p = self.score_texts(rows)
+        attentions = None
+        if output_attentions:
+            if len(rows) != 1:
+                raise ValueError("PromptedLM gives attention weights for one text at a time.")
+            log_p, attentions = self._prompt_attentions(rows[0])
+        else:
+            log_p = self.score_texts(rows)
         if self.calibrate:
             log_p = torch.log_softmax(log_p - self.log_prior().to(log_p.device), dim=-1)
-        return PromptOutput(logits=log_p)
+        return PromptOutput(logits=log_p, attentions=attentions)
+
+    # --- attention ---------------------------------------------------------------------------------------------
+    def attention_readout(self, n_text: int) -> tuple[int, int, int]:
+        """Where the attention explainer reads the whole prompt's attention: ``(row, start, end)``, the answer
+        position (the prompt's last token, whose next-token logits decide) and the text's columns."""
+        start = len(self.prefix_ids)
+        return start + n_text + len(self.suffix_ids) - 1, start, start + n_text
+
+    def _prompt_attentions(self, text: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """Label log-probabilities and attention weights of the whole prompt around ``text`` (``(n, d)``
+        embeddings), in one eager-attention pass without the prefix cache (the cache holds no attention rows)."""
+        parts = [self._embed(ids) for ids in (self.prefix_ids, self.suffix_ids)]
+        x = torch.cat([parts[0], text, parts[1]]).unsqueeze(0)
+        # SDPA returns no weights: eager for this pass. The LM's config is shared (by every layer, and by prompt
+        # classifiers over one LM), so attention passes take turns; a plain pass meanwhile computes the same
+        # numbers with eager attention.
+        with _EAGER_SWITCH:
+            previous = self.config._attn_implementation
+            self.config._attn_implementation = "eager"
+            try:
+                out = self.transformer.decoder(inputs_embeds=x, output_attentions=True)
+            finally:
+                self.config._attn_implementation = previous
+        if not out.attentions or out.attentions[0] is None:
+            raise ValueError(f"{type(self.transformer.decoder).__name__} returned no attention weights.")
+        return self._label_log_probs(out.last_hidden_state[:, -1]), tuple(out.attentions)
 
 
 def _finish_logits(logits: torch.Tensor, config: Any) -> torch.Tensor:

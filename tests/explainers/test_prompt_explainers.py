@@ -96,12 +96,6 @@ def test_faithful_explainers_find_the_trigger_through_the_prompt(gt_prompt, name
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_every_explainer_runs_through_the_same_contract(gt_prompt, name: str) -> None:  # type: ignore[no-untyped-def]
     explainer = REGISTRY[name]
-    if name == "attention":
-        # A prompt classifier runs its LM with SDPA: the attention explainer reads the [CLS] row (position 0), and
-        # a causal LM answers at its last position, behind the template's tokens. Not offered until it can read
-        # that row (see the README, "Prompt classifiers").
-        assert not explainer.supports(gt_prompt)
-        return
     assert explainer.supports(gt_prompt)
     text = "a very excellent story , quite fun"
     a = _explain(gt_prompt, name, text, target=1)
@@ -157,3 +151,29 @@ def test_whole_prompt_attributions_cover_instruction_and_demonstrations(gt_promp
     assert len(mass) == 4 and sum(mass) == pytest.approx(1.0) and mass[-1] > 0  # the query holds the trigger
     effects = prompting.demonstration_effects(gt_prompt, text)
     assert len(effects.effects) == 2 and effects.target == LABELS[3]
+
+
+def test_attention_reads_the_answer_positions_row_of_the_whole_prompt(gt_prompt) -> None:  # type: ignore[no-untyped-def]
+    """By hand: the whole prompt through the LM with eager attention, rollout, the last position's row at the text's
+    columns. The LM runs SDPA otherwise, and still does afterwards."""
+    from explainers.attention import rollout
+
+    text = "the film was excellent"
+    a = _explain(gt_prompt, "attention", text)
+    model = gt_prompt.model
+    ids = gt_prompt.encode(text).input_ids[0].tolist()
+    full = torch.tensor([model.prefix_ids + ids + model.suffix_ids])
+    config = model.config
+    config._attn_implementation = "eager"
+    try:
+        with torch.no_grad():
+            out = model.transformer.decoder(input_ids=full, output_attentions=True)
+    finally:
+        config._attn_implementation = "sdpa"
+    att = np.stack([x[0].float().numpy() for x in out.attentions])
+    start = len(model.prefix_ids)
+    expected = rollout(att, 0.5)[-1, start:start + len(ids)]
+    np.testing.assert_allclose(a.scores, expected / expected.sum(), rtol=1e-5, atol=1e-7)  # the text's share
+    assert np.asarray(a.extras["attentions"]).shape == (att.shape[0], att.shape[1], len(ids), len(ids))
+    np.testing.assert_allclose(a.probs, gt_prompt.predict_proba([text])[0], atol=1e-5)
+    assert model.config._attn_implementation == "sdpa" and gt_prompt.attn_implementation == "sdpa"
