@@ -16,6 +16,7 @@ from dashboard.components.engine import engine_picker
 from dashboard.components.global_words import global_view
 from dashboard.components.highlight import esc_md
 from dashboard.components.jobs import job_from_link, job_panel
+from dashboard.components.privacy import upload_scan
 from dashboard.components.sidebar import page_setup
 from dashboard.report import csv_bytes, sections_report
 from dashboard.services import errors as analysis
@@ -97,6 +98,10 @@ else:
         st.stop()
     for note in dataset.notes:
         st.caption(f"ℹ️ {esc_md(note)}")
+    with st.expander("Personal data in this file"):
+        st.caption("The texts stay in this session; a global-explanation job keeps the sentences it shows as "
+                   "examples with the job. Scan before sharing the page or its job link.")
+        upload_scan(main[0], str(text_col), key="err_pii_scan")
     upload = (main[0], main[1], str(text_col), str(label_col))
 where = esc_md(report.split)
 labels = list(report.label_names)

@@ -121,6 +121,24 @@ def progress_to(bar: DeltaGenerator, verb: str) -> Callable[[int, int], None]:
     return show
 
 
+def upload_scan(raw: bytes, column: str, key: str) -> None:
+    """A *Scan for personal data* button for one column of an uploaded CSV, and the scan's table once made
+    (remembered for the session, as on Fine-tune)."""
+    result = services.scanned(raw, [column])
+    if result is None and st.button(f"Scan the column “{esc_md(column)}” for personal data", key=key,
+                                    help="Names, places and organisations (spaCy NER) and e-mails, phones, card "
+                                         "numbers, IBANs, IP addresses, URLs, dates and street addresses."):
+        bar = st.progress(0.0, text="Loading the detector…")
+        try:
+            result = services.scan_upload(raw, [column], progress=progress_to(bar, "Scanning"))
+        except LoupeError as err:
+            st.error(esc_md(err))
+        finally:
+            bar.empty()
+    if result is not None:
+        scan_table(result)
+
+
 def dataset_pii(raw: bytes, columns: Sequence[str], text_column: str) -> str | None:
     """The Personal data part of an uploaded dataset: scan (with a progress bar), the table, and whether (and
     how) to redact the text column before training. Returns the style, or None to train on the texts as they

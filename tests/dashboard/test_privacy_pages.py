@@ -278,3 +278,22 @@ def test_dependence_sentence_names_the_kind_of_personal_data() -> None:
     assert second.startswith("23% of what drove this prediction is a person's name")
     _, low = dependence_sentences(["n", "p"], [0.2, 0.8], [0.2, 0.8], [Share("ig", 0.05, {"EMAIL": 0.05}, 0.1)], {})
     assert "does not rest on it" in low
+
+
+def test_error_page_scans_an_uploaded_csvs_text_column(tiny_store: str) -> None:
+    from tests.dashboard.test_error_page import _errors_page
+
+    at = _errors_page()
+    at.radio(key="loupe_err_source").set_value("Upload a CSV")
+    at.run()
+    raw = _pii_csv().replace(b",neg\n", b",negative\n").replace(b",pos\n", b",positive\n")
+    at.file_uploader[0].upload("people.csv", raw, "text/csv")
+    at.run()
+    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+    next(b for b in at.button if b.label.startswith("Scan the column")).click()
+    at.run()
+    assert not at.exception, at.exception
+    counts = next(d.value for d in at.dataframe if "personal data" in d.value.columns)
+    assert dict(zip(counts["personal data"], counts["text"])) == {"PERSON": 60, "EMAIL": 60}
+    examples = next(d.value for d in at.dataframe if "masked" in d.value.columns)
+    assert _leaks(examples.to_csv(), ("Whitfield", "Carrington", "example.org")) == []
