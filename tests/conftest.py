@@ -101,6 +101,16 @@ def _loupe_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
     return home
 
 
+@pytest.fixture(scope="module")
+def one_thread():  # type: ignore[no-untyped-def]
+    """Torch on one thread for a module (``pytestmark = pytest.mark.usefixtures("one_thread")``): a tiny model gains
+    nothing from threads, and on a loaded machine two threads wait on each other (20x)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_bert(tmp_path_factory.mktemp("tiny") / "tiny-bert")

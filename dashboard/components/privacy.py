@@ -126,17 +126,26 @@ def upload_scan(raw: bytes, column: str, key: str) -> None:
     (remembered for the session, as on Fine-tune)."""
     result = services.scanned(raw, [column])
     if result is None and st.button(f"Scan the column “{esc_md(column)}” for personal data", key=key,
-                                    help="Names, places and organisations (spaCy NER) and e-mails, phones, card "
-                                         "numbers, IBANs, IP addresses, URLs, dates and street addresses."):
-        bar = st.progress(0.0, text="Loading the detector…")
-        try:
-            result = services.scan_upload(raw, [column], progress=progress_to(bar, "Scanning"))
-        except LoupeError as err:
-            st.error(esc_md(err))
-        finally:
-            bar.empty()
+                                    help=_DETECTS):
+        result = _scan(raw, [column])
     if result is not None:
         scan_table(result)
+
+
+_DETECTS = ("Names, places and organisations (spaCy NER) and e-mails, phones, card numbers, IBANs, IP addresses, "
+            "URLs, dates and street addresses.")
+
+
+def _scan(raw: bytes, columns: Sequence[str]) -> ScanResult | None:
+    """Scan ``columns`` of an uploaded CSV with a progress bar; None (and the message shown) when it fails."""
+    bar = st.progress(0.0, text="Loading the detector…")
+    try:
+        return services.scan_upload(raw, columns, progress=progress_to(bar, "Scanning"))
+    except LoupeError as err:
+        st.error(esc_md(err))
+        return None
+    finally:
+        bar.empty()
 
 
 def dataset_pii(raw: bytes, columns: Sequence[str], text_column: str) -> str | None:
@@ -146,18 +155,10 @@ def dataset_pii(raw: bytes, columns: Sequence[str], text_column: str) -> str | N
     chosen = [c for c in st.session_state.get(state.FT_PII_COLUMNS, [text_column]) if c in columns]
     st.session_state[state.FT_PII_COLUMNS] = chosen or [text_column]
     left, right = st.columns([3, 1], vertical_alignment="bottom")
-    scan_columns = left.multiselect("Columns to scan", list(columns), key=state.FT_PII_COLUMNS,
-                                    help="Names, places and organisations (spaCy NER) and e-mails, phones, card "
-                                         "numbers, IBANs, IP addresses, URLs, dates and street addresses.")
+    scan_columns = left.multiselect("Columns to scan", list(columns), key=state.FT_PII_COLUMNS, help=_DETECTS)
     result = services.scanned(raw, scan_columns)
     if right.button("Scan for personal data", key=state.FT_PII_SCAN, disabled=not scan_columns, width="stretch"):
-        bar = st.progress(0.0, text="Loading the detector…")
-        try:
-            result = services.scan_upload(raw, scan_columns, progress=progress_to(bar, "Scanning"))
-        except LoupeError as err:
-            st.error(esc_md(err))
-        finally:
-            bar.empty()
+        result = _scan(raw, scan_columns)
     if result is not None:
         scan_table(result)
     st.session_state.setdefault(state.FT_PII_REDACT, services.pii_default_mode() != "off")

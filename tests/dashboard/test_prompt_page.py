@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
 from dashboard import state
@@ -14,17 +13,13 @@ from model_zoo import prompting, store
 from model_zoo.prompting import Demonstration, PromptTemplate
 from tests.model_zoo.test_prompting import build_tiny_lm
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 PAGE = "app_pages/prompts.py"
 PAYLOAD = '"><img src=x onerror=alert(1)>**bold**'
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # type: ignore[no-untyped-def]
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

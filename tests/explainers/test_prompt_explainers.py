@@ -19,6 +19,8 @@ from model_zoo.prompting import Demonstration, PromptTemplate
 from tests.conftest import GT_TRIGGERS, ground_truth_sentences
 from tests.model_zoo.test_prompting import build_tiny_lm
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 FAST = {"ig": {"n_steps": 16, "internal_batch_size": 16}, "shap": {"max_evals": 120}, "lime": {"num_samples": 200}}
 FAITHFUL = sorted(name for name, e in REGISTRY.items() if e.claims_faithfulness)
 SENTENCES, LABELS = ground_truth_sentences(5, seed=7)
@@ -27,13 +29,6 @@ TEMPLATE = PromptTemplate(instruction="Is this review positive or negative?", pa
                                           Demonstration("a bad movie", "negative")))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # type: ignore[no-untyped-def]
-    """A tiny model gains nothing from threads, and on a loaded machine two threads wait on each other (20x)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _explain(handle, name: str, text: str, target: int | None = None) -> Attribution:  # type: ignore[no-untyped-def]

@@ -19,6 +19,8 @@ from model_zoo import LoupeError, ModelLoadError, jobs, load, prompting, store
 from model_zoo.prompting import Demonstration, PromptTemplate
 from model_zoo.prompting.template import DemonstrationError, PromptError, TemplateError, VerbaliserError
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 CORPUS = ("Classify the sentiment of the movie review as positive or negative. Review: Sentiment: positive negative "
           "a dull lifeless film great wonderful terrible boring movie story plot acting was is and it this of with "
           "very quite about for that in on N/A [MASK] excellent awful fun good bad unwatchable answer yes no")
@@ -59,13 +61,6 @@ def build_tiny_lm(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # type: ignore[no-untyped-def]
-    """A tiny model gains nothing from threads, and on a loaded machine two threads wait on each other (20x)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
