@@ -271,11 +271,11 @@ class ModelHandle:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         if len(texts) >= FAST_FORWARD_MIN_TEXTS:  # perturbation-scale work: worth a faster forward pass
             self.prepare_fast_forward()
-        fast = onnx_forward.session_for(self.model)
         # Shared use batch by batch: a hook-based explainer waiting for the model goes in between batches.
         with torch.inference_mode():
             for start in range(0, len(order), bs):
                 idx = order[start:start + bs]
+                fast = onnx_forward.session_for(self.model)  # asked per batch: a long run switches once it is ready
                 with self.use():
                     with self._tokenizer_lock:
                         enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
