@@ -10,9 +10,10 @@ import streamlit as st
 from dashboard import services, state
 from dashboard.components import charts
 from dashboard.components.highlight import CSS, esc_md, highlight_html, legend_html, scale_of
-from dashboard.components.privacy import pii_controls, pii_found, pii_view_or_none
+from dashboard.components.privacy import DEPENDENCE_HELP, dependence_panel, pii_controls, pii_found, pii_view_or_none
 from dashboard.components.sidebar import page_setup
 from dashboard.components.waiting import say_in
+from dashboard.redaction import pii_share
 from explainers import Attribution
 from model_zoo import LoupeError, ModelHandle, ModelLoadError
 
@@ -115,6 +116,7 @@ for col, (m, h) in zip(cols, handles.items()):
 
 reference = models[0]
 drift_rows: list[dict[str, Any]] = []
+explained: dict[str, list[Attribution]] = {m: [] for m in handles}  # per model, for the personal-data panel
 for method in methods:
     st.markdown(f"#### {esc_md(all_methods.get(method, method))}")
     results: dict[str, Attribution] = {}
@@ -133,6 +135,8 @@ for method in methods:
                 waiting.empty()
     if not results:
         continue
+    for m, a in results.items():
+        explained[m].append(a)
     shown = {m: view.shown(a) if view is not None else a for m, a in results.items()}
     shared = max(scale_of(a) for a in shown.values())  # one colour scale across the models
     first = next(iter(results.values()))
@@ -159,3 +163,12 @@ if drift_rows:
     st.dataframe(pd.DataFrame(drift_rows), hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.3f")
                                 for c in ("Spearman", "Kendall", "top-k overlap", "Δ p(target)")})
+
+if view is not None:  # hide or redact: does each model's decision depend on the personal data?
+    st.divider()
+    st.markdown("#### Does each model's decision depend on personal data?", help=DEPENDENCE_HELP)
+    for col, (m, h) in zip(st.columns(len(handles)), handles.items()):
+        with col:
+            dependence_panel(view, h.label_names, services.predict(h, view.original, private=True),
+                             services.predict(h, view.redacted), [pii_share(a, view.ranges()) for a in explained[m]],
+                             all_methods, heading=f"**{esc_md(m)}**")

@@ -72,14 +72,16 @@ def pii_found(view: services.PiiView) -> None:
             st.caption(ner.strip())
 
 
+DEPENDENCE_HELP = ("The prediction of the text as typed and of the text with its personal data replaced; and, per "
+                   "explainer, the share of the attribution (by magnitude) on the words that are personal data.")
+
+
 def dependence_panel(view: services.PiiView, labels: Sequence[str], with_pii: Sequence[float],
-                     without: Sequence[float], shares: Sequence[Share], titles: dict[str, str]) -> None:
+                     without: Sequence[float], shares: Sequence[Share], titles: dict[str, str],
+                     heading: str = "#### Does the decision depend on personal data?") -> None:
     """Does the decision depend on personal data? The prediction with and without it, and each explanation's
     share on it (the sentence quotes the explainers that claim to be faithful), in plain sentences."""
-    st.markdown("#### Does the decision depend on personal data?",
-                help="The prediction of the text as typed and of the text with its personal data replaced; and, "
-                     "per explainer, the share of the attribution (by magnitude) on the words that are personal "
-                     "data.")
+    st.markdown(heading, help=DEPENDENCE_HELP)
     if not view.spans:
         st.caption("No personal data was found in this text.")
         return

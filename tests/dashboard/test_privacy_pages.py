@@ -138,6 +138,11 @@ def test_compare_in_hide_mode_shows_redacted_highlights(tiny_store: str) -> None
     assert not at.exception, at.exception
     highlights = [m.value for m in at.markdown if 'class="u"' in m.value]
     assert len(highlights) == 2 and all("&lt;PERSON&gt;" in h for h in highlights)
+    # Each model's dependence on the personal data: its prediction with and without it, its share per explainer.
+    assert "#### Does each model's decision depend on personal data?" in [m.value for m in at.markdown]
+    tables = [d.value for d in at.dataframe if "on personal data" in d.value.columns]
+    assert len(tables) == 2 and all(list(t["explainer"]) == ["Attention (rollout)"] for t in tables)
+    assert sum("With the personal data the model predicts" in m.value.replace("\\", "") for m in at.markdown) == 2
     assert _leaks(_shown(at)) == []
     assert _query_text(at).startswith("<PERSON>")
 
