@@ -2,6 +2,7 @@
 Chromium and save PNGs under docs/.
 
     python scripts/screenshots.py            # uses LOUPE_HOME's store (builds the default model if missing)
+    python scripts/screenshots.py prompts.png compare.png     # only these
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ SHOTS = [
     ("evaluate.png", "/evaluate", 900, "true"),
     ("errors.png", "/errors", 2400, "document.body.innerText.includes('Examples')"),
     ("models.png", "/models", 900, "true"),
+    ("prompts.png", "/prompts", 1300, "document.body.innerText.includes('Try it')"),
 ]
 
 
@@ -61,6 +63,8 @@ def main() -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             for name, path, height, ready in SHOTS:
+                if sys.argv[1:] and name not in sys.argv[1:]:
+                    continue
                 page = browser.new_page(viewport={"width": 1400, "height": height})
                 page.goto(url + path)
                 page.wait_for_function(ready, timeout=300_000)
