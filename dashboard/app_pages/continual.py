@@ -14,6 +14,7 @@ from dashboard.components.charts import plain
 from dashboard.components.highlight import CSS, highlight_html, legend_html, scale_of
 from dashboard.components.jobs import job_from_link, job_panel
 from dashboard.components.sidebar import md, page_setup
+from dashboard.components.uploads import short, upload_bytes
 from dashboard.components.widgets import config_values, config_widgets
 from dashboard.report import csv_bytes
 from dashboard.services import continual as cl
@@ -21,16 +22,10 @@ from explainers import Attribution
 from model_zoo import LoupeError
 from model_zoo.continual import ContinualConfig
 
-MAX_UPLOAD_MB = 20
 page_setup("Continual fine-tuning")
 st.caption("Update a model on new data — a new domain, a new label set — as a sequence of tasks, with naive "
            "fine-tuning, experience replay or EWC side by side, and see what each forgot: accuracy on every task "
            "after every step, and whether the model still explains the first task for the same reasons.")
-
-
-def _short(name: object, n: int = 60) -> str:
-    text = str(name)
-    return text if len(text) <= n else text[:n - 1] + "…"
 
 
 def _fmt(value: Any, signed: bool = False) -> str:
@@ -44,8 +39,8 @@ def _heatmap(rows: list[list[float] | None], names: list[str], title: str) -> go
     """The accuracy matrix: row i = after training on task i, column j = accuracy on task j (missing rows blank)."""
     z = [row if row is not None else [None] * len(names) for row in rows]
     text = [[f"{v:.2f}" if v is not None else "" for v in row] for row in z]
-    fig = go.Figure(go.Heatmap(z=z, x=[f"on {plain(_short(n, 24))}" for n in names],
-                               y=[f"after {plain(_short(n, 24))}" for n in names], zmin=0, zmax=1,
+    fig = go.Figure(go.Heatmap(z=z, x=[f"on {plain(short(n, 24))}" for n in names],
+                               y=[f"after {plain(short(n, 24))}" for n in names], zmin=0, zmax=1,
                                colorscale="Blues", text=text, texttemplate="%{text}", showscale=False,
                                hovertemplate="%{y}, %{x}: accuracy %{z:.3f}<extra></extra>"))
     fig.update_layout(height=90 + 52 * len(names), margin=dict(l=0, r=0, t=30, b=0), yaxis=dict(autorange="reversed"),
@@ -62,15 +57,15 @@ def _matrices(names: list[str], order: list[str], rows: dict[str, list[list[floa
 def _reasons_chart(names: list[str], order: list[str], result: dict[str, Any]) -> go.Figure:
     """First-task accuracy and explanation agreement after every step: the two can part ways."""
     fig = go.Figure()
-    steps = [f"after {plain(_short(n, 24))}" for n in names]
+    steps = [f"after {plain(short(n, 24))}" for n in names]
     for name in order:
         s = result["strategies"][name]
         fig.add_trace(go.Scatter(x=steps, y=[row[0] for row in s["matrix"]], mode="lines+markers",
-                                 name=f"{name}: accuracy on {plain(_short(names[0], 24))}"))
+                                 name=f"{name}: accuracy on {plain(short(names[0], 24))}"))
         rho = [1.0] + [o.get("spearman") for o in s.get("observed") or []]
         if len(rho) > 1:
             fig.add_trace(go.Scatter(x=steps[:len(rho)], y=rho, mode="lines+markers", line=dict(dash="dot"),
-                                     name=f"{name}: explanations' rank corr. with after {plain(_short(names[0], 24))}"))
+                                     name=f"{name}: explanations' rank corr. with after {plain(short(names[0], 24))}"))
     low = min([0.0] + [y for trace in fig.data for y in (trace.y or ()) if isinstance(y, (int, float))])
     fig.update_layout(height=340, margin=dict(l=0, r=0, t=30, b=0), yaxis=dict(range=[low - 0.05, 1.05]),
                       legend=dict(orientation="h"), title=dict(text="The first task: accuracy (solid) and reasons "
@@ -107,7 +102,7 @@ def _summary(names: list[str], result: dict[str, Any]) -> pd.DataFrame:
         s = result["strategies"][name]
         last = (s.get("observed") or [{}])[-1]
         out.append({"strategy": name, "average accuracy": s["average_accuracy"], "BWT (forgetting < 0)": s["bwt"],
-                    "FWT": s["fwt"], f"accuracy on {_short(names[0], 30)}": s["matrix"][-1][0],
+                    "FWT": s["fwt"], f"accuracy on {short(names[0], 30)}": s["matrix"][-1][0],
                     "reasons: rank corr.": last.get("spearman"), "reasons: top-k overlap": last.get("top_k_overlap"),
                     "seconds": s["seconds"]})
     return pd.DataFrame(out)
@@ -156,12 +151,12 @@ def _viewer(ref: dict[str, Any], after: dict[str, Any], names: list[str]) -> Non
     if not before_list or not after_list:
         return
     i = st.selectbox("Sentence", range(min(len(before_list), len(after_list))), key=state.CL_VIEW_SENTENCE,
-                     format_func=lambda k: _short(before_list[k]["text"], 90))
+                     format_func=lambda k: short(before_list[k]["text"], 90))
     pair = [Attribution.from_dict(before_list[i]), Attribution.from_dict(after_list[i])]
     shared = max(scale_of(a) for a in pair) or None
     st.markdown(CSS + legend_html(pair[0].target_label, pair[0].signed), unsafe_allow_html=True)
     for col, title, a in zip(st.columns(2), (f"after {names[0]}", "after this step"), pair):
-        col.caption(f"{md(_short(title, 40))} · p({md(a.target_label)}) = {a.probs[a.target]:.3f}")
+        col.caption(f"{md(short(title, 40))} · p({md(a.target_label)}) = {a.probs[a.target]:.3f}")
         col.markdown(highlight_html(a, "words", shared), unsafe_allow_html=True)
 
 
@@ -229,10 +224,10 @@ def _results(job_id: str) -> None:
 
 
 def _task_table(tasks: list[dict[str, Any]]) -> pd.DataFrame:
-    return pd.DataFrame([{"task": _short(t["name"], 40), "labels": ", ".join(_short(x, 30) for x in t["labels"]),
+    return pd.DataFrame([{"task": short(t["name"], 40), "labels": ", ".join(short(x, 30) for x in t["labels"]),
                           "train": t["train"]["size"], "test": t["test"]["size"],
-                          "train classes": ", ".join(f"{_short(k, 30)} {v}" for k, v in t["train"]["classes"].items()),
-                          "test classes": ", ".join(f"{_short(k, 30)} {v}" for k, v in t["test"]["classes"].items()),
+                          "train classes": ", ".join(f"{short(k, 30)} {v}" for k, v in t["train"]["classes"].items()),
+                          "test classes": ", ".join(f"{short(k, 30)} {v}" for k, v in t["test"]["classes"].items()),
                           "split": t["split"]} for t in tasks])
 
 
@@ -289,26 +284,26 @@ if source == "Bundled sequence":
     sequence = st.selectbox("Sequence", list(seqs), key=state.CL_SEQUENCE, format_func=lambda k: f"{k}: {seqs[k]}") \
         or next(iter(seqs))
 else:
-    uploads = st.file_uploader(f"CSV files, one task each, in the order they are learned (UTF-8, up to {MAX_UPLOAD_MB} "
-                               "MB each; a text and a label column)", type=["csv"], accept_multiple_files=True,
-                               key=state.CL_UPLOADS) or []
+    uploads = st.file_uploader(f"CSV files, one task each, in the order they are learned (UTF-8, up to "
+                               f"{services.MAX_UPLOAD_MB} MB each; a text and a label column)", type=["csv"],
+                               accept_multiple_files=True, key=state.CL_UPLOADS) or []
     for i, up in enumerate(uploads):
-        raw = up.getvalue()
-        if len(raw) > MAX_UPLOAD_MB * 1_000_000:
-            st.error(f"{md(_short(up.name))}: the file is {len(raw) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_MB} MB.")
+        got = upload_bytes(up)
+        if got is None:
             st.stop()
+        raw = got[0]
         try:
-            cols = list(services.read_csv(raw, max_bytes=MAX_UPLOAD_MB * 1_000_000).columns)
+            cols = list(services.read_csv(raw, max_bytes=services.MAX_UPLOAD_MB * 1_000_000).columns)
         except LoupeError as err:
-            st.error(f"{md(_short(up.name))}: {md(err)}")
+            st.error(f"{md(short(up.name))}: {md(err)}")
             st.stop()
         a, b, c = st.columns([2, 1, 1])
-        a.markdown(f"**Task {i + 1}:** {md(_short(up.name))}")
+        a.markdown(f"**Task {i + 1}:** {md(short(up.name))}")
         text_col = b.selectbox("Text column", cols, index=cols.index("text") if "text" in cols else 0,
-                               key=state.cl_column(i, "text"), format_func=_short)
+                               key=state.cl_column(i, "text"), format_func=short)
         label_col = c.selectbox("Label column", cols, index=cols.index("label") if "label" in cols else
-                                min(1, len(cols) - 1), key=state.cl_column(i, "label"), format_func=_short)
-        tasks.append({"source": up.name, "name": _short(up.name.rsplit(".", 1)[0], 40), "text_column": text_col,
+                                min(1, len(cols) - 1), key=state.cl_column(i, "label"), format_func=short)
+        tasks.append({"source": up.name, "name": short(up.name.rsplit(".", 1)[0], 40), "text_column": text_col,
                       "label_column": label_col})
         files[i] = (raw, up.name)
     if len(tasks) < 2:
@@ -324,7 +319,7 @@ st.dataframe(_task_table(rows), hide_index=True, width="stretch")
 union = list(dict.fromkeys(x for t in rows for x in t["labels"]))
 known = set(cl.labels_of(base))
 first_known = bool(known) and set(rows[0]["labels"]) <= known
-st.caption(f"One head over {len(union)} labels: {', '.join(md(_short(x, 30)) for x in union)} (tasks with the same "
+st.caption(f"One head over {len(union)} labels: {', '.join(md(short(x, 30)) for x in union)} (tasks with the same "
            "label names share columns). "
            + (f"{md(base)} already knows {md(rows[0]['name'])}: it is scored, not trained, and the head keeps its rows."
               if first_known else f"The first task, {md(rows[0]['name'])}, is trained once; every strategy starts "

@@ -8,7 +8,6 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from dashboard import services, state
 from dashboard.components.charts import plain
@@ -18,6 +17,7 @@ from dashboard.components.highlight import esc_md
 from dashboard.components.jobs import job_from_link, job_panel
 from dashboard.components.privacy import upload_scan
 from dashboard.components.sidebar import page_setup
+from dashboard.components.uploads import short, upload_bytes
 from dashboard.report import csv_bytes, sections_report
 from dashboard.services import errors as analysis
 from model_zoo import LoupeError, ModelHandle
@@ -32,23 +32,6 @@ if handle is None:
 model = str(st.session_state.get(state.MODEL_OK) or handle.id)  # the model in use, as the sidebar checked it
 names = list(handle.label_names)
 BUNDLED, UPLOADED = "Rotten Tomatoes (bundled)", "Upload a CSV"
-
-
-def _short(name: object, n: int = 60) -> str:
-    text = str(name)
-    return text if len(text) <= n else text[:n - 1] + "…"
-
-
-def _upload(upload: UploadedFile | None) -> tuple[bytes, str] | None:
-    """An uploaded CSV's bytes and name, or None (no file, or too big: then it says so, as on Fine-tune)."""
-    if upload is None:
-        return None
-    raw = upload.getvalue()
-    if len(raw) > analysis.MAX_UPLOAD_MB * 1_000_000:
-        st.error(f"{esc_md(_short(upload.name))}: the file is {len(raw) / 1e6:.1f} MB; the limit is "
-                 f"{analysis.MAX_UPLOAD_MB} MB.")
-        return None
-    return raw, upload.name
 
 
 # --- which texts ----------------------------------------------------------------------------------------------
@@ -71,30 +54,30 @@ if source == BUNDLED:
         st.stop()
 else:
     split = analysis.UPLOAD
-    main = _upload(st.file_uploader(f"CSV file (UTF-8, up to {analysis.MAX_UPLOAD_MB} MB) with a text column and a "
-                                    f"label column; labels are this model's classes ({', '.join(names)}) or their "
-                                    f"numbers 0–{len(names) - 1}", type=["csv"], key=state.ERR_UPLOAD))
+    main = upload_bytes(st.file_uploader(f"CSV file (UTF-8, up to {services.MAX_UPLOAD_MB} MB) with a text column "
+                                         f"and a label column; labels are this model's classes ({', '.join(names)}) "
+                                         f"or their numbers 0–{len(names) - 1}", type=["csv"], key=state.ERR_UPLOAD))
     if main is None:
         st.stop()
     try:
-        frame = services.read_csv(main[0], max_bytes=analysis.MAX_UPLOAD_MB * 1_000_000)
+        frame = services.read_csv(main[0], max_bytes=services.MAX_UPLOAD_MB * 1_000_000)
     except LoupeError as err:
-        st.error(f"{esc_md(_short(main[1]))}: {esc_md(err)}")
+        st.error(f"{esc_md(short(main[1]))}: {esc_md(err)}")
         st.stop()
     with st.expander(f"Preview · {len(frame):,} rows × {len(frame.columns):,} columns"):
         st.dataframe(services.preview(frame), hide_index=True, width="stretch")
     cols = list(frame.columns)
     c1, c2 = st.columns(2)
     text_col = c1.selectbox("Text column", cols, index=cols.index("text") if "text" in cols else 0,
-                            format_func=_short, key=state.ERR_TEXT_COLUMN)
+                            format_func=short, key=state.ERR_TEXT_COLUMN)
     label_col = c2.selectbox("Label column", cols, index=cols.index("label") if "label" in cols
-                             else min(1, len(cols) - 1), format_func=_short, key=state.ERR_LABEL_COLUMN)
+                             else min(1, len(cols) - 1), format_func=short, key=state.ERR_LABEL_COLUMN)
     try:
         dataset = analysis.upload_dataset(main[0], main[1], str(text_col), str(label_col), names)
-        with st.spinner(f"Predicting every text of {_short(main[1])}…"):
+        with st.spinner(f"Predicting every text of {short(main[1])}…"):
             report = analysis.analyse_dataset(handle, dataset)
     except LoupeError as err:
-        st.error(f"{esc_md(_short(main[1]))}: {esc_md(services.shown_error(err))}")
+        st.error(f"{esc_md(short(main[1]))}: {esc_md(services.shown_error(err))}")
         st.stop()
     for note in dataset.notes:
         st.caption(f"ℹ️ {esc_md(note)}")

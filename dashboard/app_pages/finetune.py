@@ -8,20 +8,19 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from dashboard import services, state
 from dashboard.components.jobs import job_from_link, job_panel
 from dashboard.components.privacy import dataset_pii, progress_to
 from dashboard.components.private_training import privacy_curves, privacy_results, privacy_settings
 from dashboard.components.sidebar import md, page_setup
+from dashboard.components.uploads import short, upload_bytes
 from dashboard.components.widgets import config_widgets
 from dashboard.report import csv_bytes, finetune_report, finetune_rows
 from model_zoo import LoupeError
 from model_zoo.finetune import DataSpec, FinetuneConfig
 from model_zoo.finetune.redaction import redaction_note
 
-MAX_UPLOAD_MB = 20
 page_setup("Fine-tune a model")
 st.caption("Train a classifier on the bundled Rotten Tomatoes reviews or your own CSV, fully or with a "
            "parameter-efficient method. Training runs in the background: reload the page or open the job "
@@ -56,22 +55,6 @@ def _curves(job_id: str, status: dict[str, Any]) -> None:
                           legend=dict(orientation="h"))
         right.plotly_chart(fig, width="stretch", key=f"loupe_ft_val_{len(records)}", config={"displayModeBar": False})
     privacy_curves(job_id, records)  # ε spent (DP); each client's loss per round (federated)
-
-
-def _short(name: object, n: int = 60) -> str:
-    text = str(name)
-    return text if len(text) <= n else text[:n - 1] + "…"
-
-
-def _upload(upload: UploadedFile | None) -> tuple[bytes, str] | None:
-    """An uploaded CSV's bytes and name, or None (no file, or too big: then it says so)."""
-    if upload is None:
-        return None
-    raw = upload.getvalue()
-    if len(raw) > MAX_UPLOAD_MB * 1_000_000:
-        st.error(f"{md(_short(upload.name))}: the file is {len(raw) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_MB} MB.")
-        return None
-    return raw, upload.name
 
 
 def _start(cfg: FinetuneConfig, files: services.Files, redact: str | None) -> str | None:
@@ -180,13 +163,13 @@ if source.startswith("Rotten"):
                                 step=500, help="A seeded random sample; fewer is faster."))
     spec = DataSpec(source="rt", limit=limit)
 else:
-    main = _upload(st.file_uploader(f"CSV file (UTF-8, up to {MAX_UPLOAD_MB} MB) with a text column and a label "
-                                    "column", type=["csv"]))
+    main = upload_bytes(st.file_uploader(f"CSV file (UTF-8, up to {services.MAX_UPLOAD_MB} MB) with a text column "
+                                         "and a label column", type=["csv"]))
     if main is not None:
         try:
-            frame = services.read_csv(main[0], max_bytes=MAX_UPLOAD_MB * 1_000_000)
+            frame = services.read_csv(main[0], max_bytes=services.MAX_UPLOAD_MB * 1_000_000)
         except LoupeError as err:
-            st.error(f"{md(_short(main[1]))}: {md(err)}")
+            st.error(f"{md(short(main[1]))}: {md(err)}")
         else:
             st.dataframe(services.preview(frame), hide_index=True, width="stretch")
             st.caption(f"{len(frame):,} rows × {len(frame.columns):,} columns; the preview shows the first rows, "
@@ -194,9 +177,9 @@ else:
             cols = list(frame.columns)
             c1, c2 = st.columns(2)
             text_col = c1.selectbox("Text column", cols, index=cols.index("text") if "text" in cols else 0,
-                                    format_func=_short)
+                                    format_func=short)
             label_col = c2.selectbox("Label column", cols, index=cols.index("label") if "label" in cols
-                                     else min(1, len(cols) - 1), format_func=_short)
+                                     else min(1, len(cols) - 1), format_func=short)
             with st.expander("Validation and test splits"):
                 st.caption("Validation only picks the checkpoint; the test split is scored once, at the end, on "
                            "rows never trained on or used to choose. Both are carved from your file (stratified "
@@ -204,8 +187,9 @@ else:
                 v1, v2 = st.columns(2)
                 val_pct = v1.number_input("Validation %", min_value=5, max_value=40, value=10, step=5)
                 test_pct = v2.number_input("Test %", min_value=5, max_value=40, value=10, step=5)
-                own = {"validation_source": _upload(v1.file_uploader("Own validation CSV (optional)", type=["csv"])),
-                       "test_source": _upload(v2.file_uploader("Own test CSV (optional)", type=["csv"]))}
+                own = {"validation_source": upload_bytes(v1.file_uploader("Own validation CSV (optional)",
+                                                                          type=["csv"])),
+                       "test_source": upload_bytes(v2.file_uploader("Own test CSV (optional)", type=["csv"]))}
             with st.expander("Personal data", expanded=bool(st.session_state.get(state.FT_PII_REDACT))):
                 redact = dataset_pii(main[0], cols, text_col)
             files = {"source": main, **{k: v for k, v in own.items() if v is not None}}
@@ -223,7 +207,7 @@ if splits is None or spec is None:
 summary = splits.summary()
 parts = {name: part for name, part in summary.items() if isinstance(part, dict) and "size" in part}
 balance = pd.DataFrame([{"split": name, "used for": part["role"], "size": part["size"],
-                         **{_short(k, 40): v for k, v in part["classes"].items()}} for name, part in parts.items()])
+                         **{short(k, 40): v for k, v in part["classes"].items()}} for name, part in parts.items()])
 st.dataframe(balance, hide_index=True, width="stretch")
 st.caption(f"Split: {md(summary['split'])}.")
 for note in summary.get("notes", []):

@@ -51,6 +51,7 @@ from dashboard.services.explaining import (
 )
 from dashboard.services.finetuning import (
     BASE_ENCODER_ID,
+    MAX_UPLOAD_MB,
     Files,
     Splits,
     TrainConfig,
@@ -130,7 +131,7 @@ __all__ = [
     "job_result", "job_status", "open_job", "recent_jobs", "resumable", "resume", "start_evaluation",
     # fine-tuning
     "BASE_ENCODER_ID", "Files", "Splits", "TrainConfig", "load_splits", "has_settings", "method_config_class",
-    "method_summary",
+    "method_summary", "MAX_UPLOAD_MB",
     "method_titles", "preview", "read_csv", "save_model", "start_finetune", "thin_classes", "train_defaults",
     "trainable_parameters",
     # compression

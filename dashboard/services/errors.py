@@ -21,6 +21,7 @@ import numpy as np
 import streamlit as st
 
 import explainers.global_importance as gi  # registers the "global" job kind
+from dashboard.services.finetuning import MAX_UPLOAD_MB
 from dashboard.services.models import get_handle, model_key, model_revision, store_models
 from dashboard.services.session import owner
 from explainers.base import get as get_explainer
@@ -34,7 +35,6 @@ from model_zoo.paths import discard_upload, reports_dir, stage_upload
 ERROR_SPLITS = ("test", "validation")  # the Rotten Tomatoes splits the page reports on (train is what it learnt)
 FIT_SPLIT = "validation"
 UPLOAD = "upload"  # the split name of an uploaded CSV
-MAX_UPLOAD_MB = 20  # the Fine-tune page's limit, with the same messages
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,9 @@ def train_defaults(method: str) -> dict[str, Any]:
     return dataclasses.asdict(default_train_config(method))
 
 
+MAX_UPLOAD_MB = 20  # an uploaded CSV's size limit (Fine-tune, Continual fine-tuning, Error analysis)
+
+
 def read_csv(raw: bytes, max_bytes: int) -> pd.DataFrame:
     """An uploaded CSV as a frame; raises ``LoupeError`` saying why it cannot be read."""
     return read_csv_frame(raw, max_bytes=max_bytes)
