@@ -8,6 +8,7 @@ subcommands of its own layer only.
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -35,6 +36,24 @@ def main(package: str, description: str, argv: list[str] | None = None) -> int:
     for add in COMMANDS.get(package, {}).values():
         add(sub)
     return run_cli(parser.parse_args(argv))
+
+
+def report_job(job_id: str, status: dict[str, Any], as_json: bool, summary: Callable[[dict[str, Any]], str]) -> int:
+    """Print a job run from the command line: its status and result as JSON (``--json``), why it did not finish
+    (with its log and the ``--resume`` line), or ``summary(result)``. Returns the exit status."""
+    from model_zoo import jobs
+
+    res = jobs.result(job_id) or {}
+    if as_json:
+        print(json.dumps({"job": job_id, "state": status.get("state"), "message": status.get("message"), **res},
+                         indent=2, default=str))
+        return 0 if status.get("state") == "done" else 1
+    if status.get("state") != "done":
+        print(f"error: job {job_id} {status.get('state')}: {status.get('message')}")
+        print(f"(log: {jobs.job_dir(job_id) / 'log.txt'}; continue with --resume {job_id})")
+        return 1
+    print(summary(res))
+    return 0
 
 
 def table(rows: Iterable[Sequence[Any]], header: Sequence[str]) -> str:

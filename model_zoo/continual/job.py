@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 from pathlib import Path
@@ -201,17 +200,7 @@ def run_and_report(cfg: ContinualConfig, args: argparse.Namespace) -> int:
     """Run ``cfg`` here (or resume ``args.resume``) and print its matrices, or its JSON with ``--json``."""
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
         job_id, status = run_here(cfg, resume_job=args.resume)
-    res = jobs.result(job_id) or {}
-    if args.json:
-        print(json.dumps({"job": job_id, "state": status.get("state"), "message": status.get("message"), **res},
-                         indent=2, default=str))
-        return 0 if status.get("state") == "done" else 1
-    if status.get("state") != "done":
-        print(f"error: job {job_id} {status.get('state')}: {status.get('message')}")
-        print(f"(log: {jobs.job_dir(job_id) / 'log.txt'}; continue with --resume {job_id})")
-        return 1
-    print(format_result(res))
-    return 0
+    return cli.report_job(job_id, status, args.json, format_result)
 
 
 def _cmd(args: argparse.Namespace) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import json
 import sys
 import time
 from typing import Any
@@ -137,20 +136,16 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         raise
     if world()[0] != 0:  # another process of a torchrun / accelerate launch run: the main one reports
         return 0
-    res = jobs.result(job_id) or {}
-    if args.json:
-        print(json.dumps({"job": job_id, "state": status.get("state"), "message": status.get("message"), **res},
-                         indent=2, default=str))
-        return 0 if status.get("state") == "done" else 1
-    if status.get("state") != "done":
-        print(f"error: job {job_id} {status.get('state')}: {status.get('message')}")
-        print(f"(log: {jobs.job_dir(job_id) / 'log.txt'}; continue with --resume {job_id})")
-        return 1
+    return cli.report_job(job_id, status, args.json, format_result)
+
+
+def format_result(res: dict[str, Any]) -> str:
+    """A finished fine-tuning job's result, as text: what trained, validation and test scores, where it went."""
     val, test = res["metrics"]["validation"], res["metrics"]["test"]
-    print(f"{res['method']}: {res['trainable']:,} of {res['total']:,} parameters trained, {res['steps']} steps in "
-          f"{res['train_seconds']} s")
     chose = ", picked the checkpoint" if (res.get("selection") or {}).get("split") else ""
-    print(f"validation ({val['size']} texts{chose}): accuracy {val['accuracy']:.4f}; "
-          f"test ({test['size']} held-out texts): accuracy {test['accuracy']:.4f}, macro F1 {test['f1_macro']:.4f}")
-    print(f"saved to {res['path']}" + (f" (store id {res['model_id']})" if res["model_id"] else ""))
-    return 0
+    return "\n".join([
+        f"{res['method']}: {res['trainable']:,} of {res['total']:,} parameters trained, {res['steps']} steps in "
+        f"{res['train_seconds']} s",
+        f"validation ({val['size']} texts{chose}): accuracy {val['accuracy']:.4f}; "
+        f"test ({test['size']} held-out texts): accuracy {test['accuracy']:.4f}, macro F1 {test['f1_macro']:.4f}",
+        f"saved to {res['path']}" + (f" (store id {res['model_id']})" if res["model_id"] else "")])
