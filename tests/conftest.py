@@ -40,6 +40,23 @@ def build_tiny_bert(folder: Path, num_labels: int = 2, seed: int = 0, labels: li
     return folder
 
 
+def build_spread_bert(folder: Path) -> Path:
+    """The tiny BERT with its matrices (all but the head's) redrawn at std 0.3: at the usual 0.02 a random BERT gives
+    nearly the same [CLS] vector for every text, so texts would differ little in what they give the head, and the
+    methods that freeze the encoder would have nothing to learn from."""
+    from transformers import AutoModelForSequenceClassification
+
+    build_tiny_bert(folder)
+    model = AutoModelForSequenceClassification.from_pretrained(folder)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 2 and not name.startswith("classifier"):
+                p.normal_(std=0.3)
+    model.save_pretrained(folder)
+    return folder
+
+
 # The ground-truth task: filler words with exactly one planted trigger word, whose class is the label.
 GT_FILLERS = tuple("the a movie film story plot was is and it this of with very quite about for that in on".split())
 GT_TRIGGERS = {"terrible": 0, "excellent": 1}

@@ -38,7 +38,9 @@ from model_zoo.continual.steps import accuracy, fisher_of, train_step, training_
 from model_zoo.continual.tasks import load_tasks
 from model_zoo.errors import LoupeError
 from model_zoo.training import TrainConfig
-from tests.conftest import build_tiny_bert
+from tests.conftest import build_spread_bert
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 WORDS = {  # three toy tasks: sentiment, then two domains of one new label set
     "a": ([["bad", "awful", "dull", "worst"], ["good", "great", "fun", "best"]], ["neg", "pos"]),
@@ -60,18 +62,7 @@ def _csv(path: Path, key: str, n: int = 50, seed: int = 0) -> str:
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny BERT with its matrices redrawn at std 0.3 (at 0.02 every text gets nearly the same [CLS])."""
-    from transformers import AutoModelForSequenceClassification
-
-    folder = build_tiny_bert(tmp_path_factory.mktemp("continual") / "tiny-base")
-    model = AutoModelForSequenceClassification.from_pretrained(folder)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() == 2 and not name.startswith("classifier"):
-                p.normal_(std=0.3)
-    model.save_pretrained(folder)
-    return folder
+    return build_spread_bert(tmp_path_factory.mktemp("continual") / "tiny-base")
 
 
 @pytest.fixture(scope="module")
@@ -80,12 +71,6 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     return [_csv(folder / f"{k}.csv", k, seed=i) for i, k in enumerate(WORDS)]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _config(base: Path, toy: list[str], **kw: Any) -> ContinualConfig:

@@ -22,7 +22,9 @@ from model_zoo.private_training import dp as dp_mod
 from model_zoo.private_training.config import DPConfig, PrivateTrainingError, default_delta
 from model_zoo.private_training.dp import DPSGD, check_per_example_gradients, epsilon_spent, noise_for_budget
 from model_zoo.training import _Encoded
-from tests.conftest import build_tiny_bert
+from tests.conftest import build_spread_bert
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 LABELS = ["neg", "pos"]
 TEXTS = ["good great fun", "bad awful film", "love it", "the worst, dull and boring film ever", "superb", "hate"]
@@ -32,26 +34,9 @@ LR = 0.5
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny BERT with its matrices redrawn at std 0.3, so gradients differ from text to text."""
-    from transformers import AutoModelForSequenceClassification
-
-    folder = build_tiny_bert(tmp_path_factory.mktemp("dp") / "tiny-base")
-    model = AutoModelForSequenceClassification.from_pretrained(folder)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() == 2 and not name.startswith("classifier"):
-                p.normal_(std=0.3)
-    model.save_pretrained(folder)
-    return folder
+    return build_spread_bert(tmp_path_factory.mktemp("dp") / "tiny-base")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _prepared(base: Path, method: str) -> Any:

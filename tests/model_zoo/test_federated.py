@@ -17,7 +17,7 @@ from model_zoo import jobs, store
 from model_zoo.finetune import DataSpec, FinetuneConfig, prepare_model, run_here
 from model_zoo.private_training import common, partition
 from model_zoo.private_training.config import PrivateTrainingError
-from tests.conftest import build_tiny_bert
+from tests.conftest import build_spread_bert
 
 LABELS = ["neg", "pos"]
 ROWS = [("good great fun", "pos", "web"), ("bad awful dull", "neg", "web"), ("love superb best", "pos", "mail"),
@@ -26,18 +26,7 @@ ROWS = [("good great fun", "pos", "web"), ("bad awful dull", "neg", "web"), ("lo
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny BERT with its matrices redrawn at std 0.3 (so texts differ in what they give the head)."""
-    from transformers import AutoModelForSequenceClassification
-
-    folder = build_tiny_bert(tmp_path_factory.mktemp("fed") / "tiny-base")
-    model = AutoModelForSequenceClassification.from_pretrained(folder)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() == 2 and not name.startswith("classifier"):
-                p.normal_(std=0.3)
-    model.save_pretrained(folder)
-    return folder
+    return build_spread_bert(tmp_path_factory.mktemp("fed") / "tiny-base")
 
 
 @pytest.fixture

@@ -33,7 +33,9 @@ from model_zoo.finetune import (
 from model_zoo.finetune import job as finetune_job
 from model_zoo.methods import METHODS
 from model_zoo.training import TrainConfig, classification_metrics, make_trainer
-from tests.conftest import build_tiny_bert
+from tests.conftest import build_spread_bert, build_tiny_bert
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 POS = ["good", "great", "fun", "love", "best", "superb"]
 NEG = ["bad", "awful", "boring", "hate", "worst", "dull"]
@@ -61,31 +63,9 @@ def _toy_csv(path: Path, n: int = 100) -> Path:
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny BERT from conftest with its matrices redrawn at std 0.3.
-
-    At the usual std 0.02 a random BERT gives nearly the same [CLS] vector for every text, so the methods
-    that freeze the encoder would have nothing to learn from.
-    """
-    from transformers import AutoModelForSequenceClassification
-
-    folder = build_tiny_bert(tmp_path_factory.mktemp("finetune") / "tiny-base")
-    model = AutoModelForSequenceClassification.from_pretrained(folder)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() == 2 and not name.startswith("classifier"):
-                p.normal_(std=0.3)
-    model.save_pretrained(folder)
-    return folder
+    return build_spread_bert(tmp_path_factory.mktemp("finetune") / "tiny-base")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Any:
-    """Tiny models train several times faster on one thread, above all on a busy shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _loss(model: Any, tokenizer: Any, ds: TextDataset) -> float:
