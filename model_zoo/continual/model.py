@@ -12,12 +12,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from model_zoo import store
 from model_zoo.continual.heads import extend_head, restrict_head
-from model_zoo.errors import LoupeError, UntrainedHeadError
-from model_zoo.finetune.model import Prepared
+from model_zoo.finetune.model import Prepared, load_base
 from model_zoo.handle import ModelHandle
-from model_zoo.loading import BASE_ENCODER_ID, load, locate
 from model_zoo.methods import METHODS
 from model_zoo.params import count_parameters
 
@@ -43,15 +40,7 @@ def prepare(base: str, method: str, method_config: Any, labels: list[str], seed:
     entry = METHODS.lookup(method)
     settings = entry.config(method_config)
     torch.manual_seed(seed)
-    folder, _ = locate(base)
-    if store.read_card(folder).get("peft"):
-        raise LoupeError(f"{base} is an adapter on another model; continue from that base model instead.")
-    bundled = base == BASE_ENCODER_ID
-    try:
-        handle = load(base, device, allow_untrained=bundled, labels=labels if bundled else None,
-                      attn_implementation="sdpa")
-    except UntrainedHeadError:  # a bare encoder folder: a head for these labels
-        handle = load(base, device, allow_untrained=True, labels=labels, attn_implementation="sdpa")
+    handle, folder = load_base(base, labels, device, "continue from")
     untrained = bool(handle.info.get("head_untrained"))
     base_labels = [] if untrained else list(handle.label_names)
     model = handle.model

@@ -13,6 +13,7 @@ from torch import nn
 from model_zoo import store
 from model_zoo.data import RT_LABELS
 from model_zoo.errors import LoupeError, UntrainedHeadError
+from model_zoo.handle import ModelHandle
 from model_zoo.loading import BASE_ENCODER_ID, load, locate
 from model_zoo.methods import METHODS, FinetuneMethod, head_names
 from model_zoo.params import ParameterCount, count_parameters
@@ -70,6 +71,26 @@ def _fresh_head(model: PreTrainedModel, labels: list[str]) -> PreTrainedModel:
     return fresh.to(next(model.parameters()).device)
 
 
+def load_base(base: str, labels: list[str], device: str | torch.device,
+              action: str) -> tuple[ModelHandle, Path | None]:
+    """The model a run trains from, and its folder: the bundled encoder or a bare encoder folder with an untrained
+    head for ``labels``, any other model as it is (SDPA attention).
+
+    Raises:
+        LoupeError: ``base`` is an adapter on another model (the message says to ``action`` that base instead).
+    """
+    folder, _ = locate(base)
+    if store.read_card(folder).get("peft"):
+        raise LoupeError(f"{base} is an adapter on another model; {action} that base model instead.")
+    bundled = base == BASE_ENCODER_ID
+    try:
+        handle = load(base, device, allow_untrained=bundled, labels=labels if bundled else None,
+                      attn_implementation="sdpa")
+    except UntrainedHeadError:  # a bare encoder folder: it gets a head for these labels
+        handle = load(base, device, allow_untrained=True, labels=labels, attn_implementation="sdpa")
+    return handle, folder
+
+
 def prepare_model(base: str, method: str, config: Any = None, labels: list[str] | None = None,
                   device: str | torch.device = "auto", seed: int = 13) -> Prepared:
     """Load ``base``, fit its head to ``labels`` and set it up for ``method``; counts are ready before training.
@@ -87,15 +108,7 @@ def prepare_model(base: str, method: str, config: Any = None, labels: list[str] 
     settings = entry.config(config)
     torch.manual_seed(seed)
     labels = list(labels or RT_LABELS)
-    folder, _ = locate(base)
-    if store.read_card(folder).get("peft"):
-        raise LoupeError(f"{base} is an adapter on another model; fine-tune that base model instead.")
-    bundled = base == BASE_ENCODER_ID
-    try:
-        handle = load(base, device, allow_untrained=bundled, labels=labels if bundled else None,
-                      attn_implementation="sdpa")
-    except UntrainedHeadError:  # a bare encoder folder: it gets a head for these labels
-        handle = load(base, device, allow_untrained=True, labels=labels, attn_implementation="sdpa")
+    handle, folder = load_base(base, labels, device, "fine-tune")
     model: PreTrainedModel = handle.model
     new_head = bool(handle.info.get("head_untrained"))
     if [handle.labels[i] for i in range(handle.num_labels)] != labels:
