@@ -7,12 +7,10 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 import explainers.evaluation as ev
 import explainers.evaluation.run as ev_run  # where the run looks up models and explainers
@@ -20,6 +18,8 @@ from explainers import get
 from model_zoo import LoupeError
 from model_zoo.jobs import JobContext, read_status
 from model_zoo.paths import reports_dir
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 METHODS = ["ig", "attention", "saliency"]
 CHEAP = {"ig": {"n_steps": 4}}
@@ -45,13 +45,6 @@ class CountingGet:
         return Proxy()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """The tiny model gains nothing from threads, and on a busy 2-core machine they make it 5x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 import explainers.global_importance as gi
 import explainers.global_importance.run as gi_run  # where the run looks up models and explainers
@@ -23,16 +21,11 @@ from model_zoo.paths import reports_dir
 from model_zoo.spec import ConfigError
 from tests.conftest import GT_TRIGGERS, ground_truth_sentences
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 LABELS = ["negative", "positive"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """The tiny models gain nothing from threads, and on a busy 2-core machine they make them 5x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class Counting:
