@@ -123,6 +123,10 @@ def progress_to(bar: DeltaGenerator, verb: str) -> Callable[[int, int], None]:
     return show
 
 
+_DETECTS = ("Names, places and organisations (spaCy NER) and e-mails, phones, card numbers, IBANs, IP addresses, "
+            "URLs, dates and street addresses.")
+
+
 def upload_scan(raw: bytes, column: str, key: str) -> None:
     """A *Scan for personal data* button for one column of an uploaded CSV, and the scan's table once made
     (remembered for the session, as on Fine-tune)."""
@@ -132,10 +136,6 @@ def upload_scan(raw: bytes, column: str, key: str) -> None:
         result = _scan(raw, [column])
     if result is not None:
         scan_table(result)
-
-
-_DETECTS = ("Names, places and organisations (spaCy NER) and e-mails, phones, card numbers, IBANs, IP addresses, "
-            "URLs, dates and street addresses.")
 
 
 def _scan(raw: bytes, columns: Sequence[str]) -> ScanResult | None:
